@@ -1,0 +1,9 @@
+//! API keys: the secret format, scopes, rate-limit tiers and the key entity (API.md §2, §5).
+
+mod entity;
+mod scope;
+mod secret;
+
+pub use entity::{ApiKey, KeyName, KeyStatus, RateLimitTier};
+pub use scope::{Scope, Scopes};
+pub use secret::{KeyEnv, KeyHandle, MintedSecret, PresentedKey, SecretHash};

@@ -1,0 +1,108 @@
+//! Resource ids: UUIDs behind a type per resource, written `<prefix>_<uuid>` (API.md §1.3).
+
+use std::fmt;
+
+use uuid::Uuid;
+
+/// Why a string is not an id of the expected kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be an id of the form {prefix}<uuid> or a bare UUID")]
+pub struct IdParseError {
+    pub prefix: &'static str,
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+
+            /// Accepts the prefixed form or the bare UUID, in any letter case; the UUID must be in
+            /// its hyphenated form. Another resource's prefix is an error.
+            pub fn parse(input: &str) -> Result<Self, IdParseError> {
+                parse_prefixed(input, $prefix).map(Self).ok_or(IdParseError { prefix: $prefix })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{}", $prefix, self.0.hyphenated())
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// An organization, top-level or child: `org_<uuid>`.
+    OrganizationId,
+    "org_"
+);
+prefixed_id!(
+    /// An API key: `key_<uuid>`.
+    ApiKeyId,
+    "key_"
+);
+
+fn parse_prefixed(input: &str, prefix: &str) -> Option<Uuid> {
+    let lower = input.to_ascii_lowercase();
+    let bare = lower.strip_prefix(prefix).unwrap_or(&lower);
+    // Only the canonical hyphenated form: `Uuid::parse_str` would also take braces, URNs and
+    // the simple form, none of which the contract promises.
+    if bare.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(bare).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UUID: &str = "d4e5f6a7-8b9c-4d0e-9f2a-3b4c5d6e7f80";
+
+    #[test]
+    fn parses_prefixed_bare_and_any_case() {
+        let expected = OrganizationId::parse(&format!("org_{UUID}")).unwrap();
+        assert_eq!(OrganizationId::parse(UUID).unwrap(), expected);
+        assert_eq!(
+            OrganizationId::parse(&UUID.to_uppercase()).unwrap(),
+            expected
+        );
+        assert_eq!(
+            OrganizationId::parse(&format!("ORG_{}", UUID.to_uppercase())).unwrap(),
+            expected
+        );
+        assert_eq!(expected.to_string(), format!("org_{UUID}"));
+    }
+
+    #[test]
+    fn rejects_other_prefixes_and_malformed_input() {
+        for bad in [
+            format!("key_{UUID}"),
+            format!("org_{}", &UUID[1..]),
+            format!("org_{{{UUID}}}"),
+            UUID.replace('-', ""),
+            "org_".to_string(),
+            String::new(),
+            format!("org_{UUID}x"),
+        ] {
+            assert_eq!(
+                OrganizationId::parse(&bad),
+                Err(IdParseError { prefix: "org_" }),
+                "{bad}"
+            );
+        }
+        assert!(ApiKeyId::parse(&format!("org_{UUID}")).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! The domain of the partner control plane: organizations and their lifecycle (the kill switch),
+//! API keys and scopes, the access policy, the use cases, and the ports the adapters implement.
+//!
+//! Pure by design: no async runtime, no database, no HTTP, no I/O. Everything the domain needs
+//! from the outside world (storage, time, randomness) comes through a port in [`ports`].
+
+pub mod api_key;
+pub mod error;
+pub mod ids;
+pub mod organization;
+pub mod pagination;
+pub mod policy;
+pub mod ports;
+pub mod timestamp;
+pub mod use_cases;
+pub mod validation;
+
+pub use error::DomainError;
+pub use ids::{ApiKeyId, IdParseError, OrganizationId};
+pub use timestamp::Timestamp;

@@ -1,0 +1,135 @@
+//! The ports: what the domain needs from the outside world, written as contracts.
+//!
+//! Every store adapter (the embedded in-memory store, PostgreSQL) implements these traits and is
+//! held to them by one port-contract test suite. Each method says, under `# Errors`, what an
+//! adapter must return in which case. All store errors are [`StoreError`]; a store never panics
+//! on anything a caller or the database can cause.
+//!
+//! Atomicity is part of the contract: a method that changes several things (archive: status and
+//! keys) applies all of it or none, and the conditional methods are compare-and-set against a
+//! [`Revision`], so concurrent callers on any number of processes cannot both win.
+
+use async_trait::async_trait;
+
+use crate::api_key::{ApiKey, KeyHandle};
+use crate::organization::{Organization, Revision, StatusKind};
+use crate::pagination::PageRequest;
+use crate::policy::Credentials;
+use crate::{ApiKeyId, OrganizationId, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached right now (connection refused, pool timeout). Retryable.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A row with the same unique identity already exists.
+    #[error("duplicate: {0}")]
+    Duplicate(String),
+    /// Anything else the store reports. Not retryable; the message is for logs only.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// Outcome of a compare-and-set write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Applied,
+    /// The stored revision was no longer the expected one; nothing was written.
+    Stale,
+}
+
+/// Outcome of [`OrganizationStore::archive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archive {
+    Applied { revoked_keys: u64 },
+    Stale,
+}
+
+/// Outcome of [`ApiKeyStore::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyInsert {
+    Inserted,
+    /// The key's organization is archived (or does not exist); nothing was written.
+    OrganizationClosed,
+}
+
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait OrganizationStore: Send + Sync {
+    /// Stores a new organization.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if an organization with that id exists.
+    async fn insert(&self, org: &Organization) -> Result<(), StoreError>;
+
+    /// The organization with this id, in any status.
+    async fn find(&self, id: OrganizationId) -> Result<Option<Organization>, StoreError>;
+
+    /// Direct children of `parent`, newest first by `created_at`, then by id descending, starting
+    /// strictly after `page.after`, at most `page.limit` of them; only those in `status` if given.
+    async fn list_children(
+        &self,
+        parent: OrganizationId,
+        status: Option<StatusKind>,
+        page: PageRequest,
+    ) -> Result<Vec<Organization>, StoreError>;
+
+    /// Replaces the stored organization by `org` if the stored revision is `expected`
+    /// (`org.revision` is then the next one); otherwise writes nothing and answers
+    /// [`Write::Stale`]. `org` must not be archived: archiving goes through [`Self::archive`].
+    async fn update(&self, org: &Organization, expected: Revision) -> Result<Write, StoreError>;
+
+    /// Stores the archived `org` if the stored revision is `expected`, and in the same atomic
+    /// change revokes, at the archive instant, every key of the organization that is still
+    /// active — including keys inserted concurrently. Otherwise writes nothing: [`Archive::Stale`].
+    async fn archive(&self, org: &Organization, expected: Revision) -> Result<Archive, StoreError>;
+}
+
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a new key, unless its organization is archived or missing
+    /// ([`KeyInsert::OrganizationClosed`]). Atomic with respect to
+    /// [`OrganizationStore::archive`]: a key is either inserted before the archive (and revoked by
+    /// it) or refused.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if the id or the handle is taken.
+    async fn insert(&self, key: &ApiKey) -> Result<KeyInsert, StoreError>;
+
+    async fn find(&self, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Keys of `organization`, in any status, in the order of
+    /// [`OrganizationStore::list_children`].
+    async fn list(
+        &self,
+        organization: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes the key at `at` if it is active, and returns it as stored afterwards; a key already
+    /// revoked is returned unchanged. `None` if there is no such key.
+    async fn revoke(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError>;
+
+    /// How many keys of `organization` are active.
+    async fn count_active(&self, organization: OrganizationId) -> Result<u64, StoreError>;
+
+    /// The key with this handle, with its organization and that organization's parent, read
+    /// together so the answer reflects one moment: the authentication path. Must read the
+    /// current state of the store, never a copy older than the last committed change, so a
+    /// suspension is seen by every process at once (API.md §3 "Immediacy").
+    async fn find_credentials(&self, handle: &KeyHandle)
+        -> Result<Option<Credentials>, StoreError>;
+}
+
+/// The current instant, truncated to microseconds. A port so tests can control time.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// Cryptographically secure random bytes (the OS CSPRNG in production): ids and key secrets.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait RandomSource: Send + Sync {
+    fn fill(&self, buffer: &mut [u8]);
+}

@@ -1,0 +1,161 @@
+use super::organizations::state_conflict;
+use super::ControlPlane;
+use crate::api_key::{
+    ApiKey, KeyEnv, KeyName, KeyStatus, MintedSecret, RateLimitTier, Scope, Scopes,
+};
+use crate::error::Resource;
+use crate::organization::OrganizationStatus;
+use crate::pagination::{Page, PageCursor, PageRequest};
+use crate::policy::{self, Principal};
+use crate::ports::KeyInsert;
+use crate::validation::FieldError;
+use crate::{ApiKeyId, DomainError, OrganizationId};
+
+/// A key to mint for a child (API.md §5.2), as the caller sent it.
+#[derive(Debug, Clone, Default)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// `live` when absent.
+    pub env: Option<String>,
+}
+
+/// A new key and its secret, which is shown this once and never again.
+#[derive(Debug)]
+pub struct MintedKey {
+    pub key: ApiKey,
+    pub secret: MintedSecret,
+}
+
+pub const MAX_SCOPES: usize = 64;
+
+impl ControlPlane {
+    pub async fn mint_api_key(
+        &self,
+        principal: &Principal,
+        organization_id: OrganizationId,
+        input: NewApiKey,
+    ) -> Result<MintedKey, DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        let (known, unknown): (Vec<_>, Vec<_>) = input
+            .scopes
+            .iter()
+            .map(|s| (s, s.parse::<Scope>()))
+            .partition(|(_, p)| p.is_ok());
+        let requested: Vec<Scope> = known
+            .into_iter()
+            .filter_map(|(_, parsed)| parsed.ok())
+            .collect();
+        // A child key never gets `org:admin`, nor anything the minting key does not hold itself.
+        if let Some(&denied) = requested
+            .iter()
+            .find(|&&scope| scope == Scope::OrgAdmin || !principal.key.scopes.grants(scope))
+        {
+            return Err(DomainError::ForbiddenScope { required: denied });
+        }
+
+        let mut errors = Vec::new();
+        let name = KeyName::parse(&input.name).map_err(|e| errors.push(e)).ok();
+        if input.scopes.is_empty() || input.scopes.len() > MAX_SCOPES {
+            errors.push(FieldError::new(
+                "scopes",
+                format!("must list 1-{MAX_SCOPES} scopes"),
+            ));
+        }
+        for (raw, _) in unknown {
+            errors.push(FieldError::new("scopes", format!("unknown scope {raw:?}")));
+        }
+        let env = match input.env.as_deref() {
+            None => Some(KeyEnv::Live),
+            Some(raw) => KeyEnv::parse(raw).or_else(|| {
+                errors.push(FieldError::new("env", "must be \"live\" or \"test\""));
+                None
+            }),
+        };
+        let (Some(name), Some(env), true) = (name, env, errors.is_empty()) else {
+            return Err(DomainError::Validation(errors));
+        };
+
+        let organization = self.load_child(principal, organization_id).await?;
+        if let OrganizationStatus::Archived { .. } = organization.status {
+            return Err(state_conflict(
+                &organization,
+                "an archived organization cannot get new keys",
+            ));
+        }
+        let secret = self.mint_secret(env);
+        let key = ApiKey {
+            id: ApiKeyId::from_uuid(self.new_uuid()),
+            organization_id: organization.id,
+            name,
+            env,
+            handle: secret.handle.clone(),
+            secret_hash: secret.hash.clone(),
+            scopes: Scopes::new(requested),
+            rate_limit_tier: RateLimitTier::default_for(env),
+            status: KeyStatus::Active,
+            created_at: self.ports.clock.now(),
+            last_used_at: None,
+        };
+        match self.ports.api_keys.insert(&key).await? {
+            KeyInsert::Inserted => Ok(MintedKey { key, secret }),
+            // Archived between our read and the insert: the store refused it atomically.
+            KeyInsert::OrganizationClosed => {
+                let now_archived = self.load_child(principal, organization_id).await?;
+                Err(state_conflict(
+                    &now_archived,
+                    "an archived organization cannot get new keys",
+                ))
+            }
+        }
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        principal: &Principal,
+        organization_id: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<ApiKey>, DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        let organization = self.load_child(principal, organization_id).await?;
+        let rows = self
+            .ports
+            .api_keys
+            .list(organization.id, page.overfetch())
+            .await?;
+        Ok(Page::from_overfetch(rows, page.limit, |key| PageCursor {
+            created_at: key.created_at,
+            id: key.id.as_uuid(),
+        }))
+    }
+
+    /// Revokes a child's key now; revoking a revoked key returns it unchanged.
+    pub async fn revoke_api_key(
+        &self,
+        principal: &Principal,
+        organization_id: OrganizationId,
+        key_id: ApiKeyId,
+    ) -> Result<ApiKey, DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        let organization = self.load_child(principal, organization_id).await?;
+        let not_found = DomainError::NotFound(Resource::ApiKey);
+        match self.ports.api_keys.find(key_id).await? {
+            Some(key) if key.organization_id == organization.id => {}
+            _ => return Err(not_found),
+        }
+        let now = self.ports.clock.now();
+        self.ports
+            .api_keys
+            .revoke(key_id, now)
+            .await?
+            .ok_or(not_found)
+    }
+
+    pub(super) fn mint_secret(&self, env: KeyEnv) -> MintedSecret {
+        let mut handle = [0u8; 10];
+        let mut secret = [0u8; 32];
+        self.ports.random.fill(&mut handle);
+        self.ports.random.fill(&mut secret);
+        MintedSecret::new(env, handle, secret)
+    }
+}

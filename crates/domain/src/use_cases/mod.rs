@@ -1,0 +1,55 @@
+//! The use cases: what a caller can ask of the control plane. Each one checks the policy, validates
+//! its input into domain values, decides with the pure domain functions, and persists through the
+//! ports. [`ControlPlane`] is the one entry point, for the HTTP adapter and for Rust services
+//! embedding the domain alike.
+
+mod api_keys;
+mod authenticate;
+mod operator;
+mod organizations;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::ports::{ApiKeyStore, Clock, OrganizationStore, RandomSource};
+
+pub use api_keys::{MintedKey, NewApiKey};
+pub use operator::{Bootstrap, BootstrapOutcome};
+pub use organizations::{ArchiveReport, NewOrganization, OrganizationPatch, OrganizationSummary};
+
+/// The adapters a [`ControlPlane`] runs on.
+#[derive(Clone)]
+pub struct Ports {
+    pub organizations: Arc<dyn OrganizationStore>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn RandomSource>,
+}
+
+#[derive(Clone)]
+pub struct ControlPlane {
+    ports: Ports,
+}
+
+impl ControlPlane {
+    pub fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+
+    /// A random (v4) UUID from the random port.
+    fn new_uuid(&self) -> Uuid {
+        let mut bytes = [0u8; 16];
+        self.ports.random.fill(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+}
+
+/// How many times a use case re-reads and retries after losing a compare-and-set race. Each loss
+/// means another writer made progress, so this bounds only pathological contention.
+const MAX_ATTEMPTS: usize = 64;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+//! What the operator — whoever runs the server — does outside the API (API.md §9).
+
+use super::{ControlPlane, MintedKey};
+use crate::api_key::{ApiKey, KeyName, KeyStatus, PresentedKey, RateLimitTier, Scope, Scopes};
+use crate::organization::{Metadata, Organization, OrganizationName, OrganizationStatus, Revision};
+use crate::ports::KeyInsert;
+use crate::validation::FieldError;
+use crate::{ApiKeyId, DomainError, OrganizationId};
+
+/// Start-up bootstrap: a top-level organization holding an admin key.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub organization_name: String,
+    /// A key string to install (`BOOTSTRAP_ADMIN_KEY`); `None` mints a fresh one.
+    pub admin_key: Option<String>,
+    pub rate_limit_tier: RateLimitTier,
+}
+
+#[derive(Debug)]
+pub enum BootstrapOutcome {
+    /// The admin key already exists: nothing was done.
+    AlreadyInstalled { organization: Organization },
+    /// A top-level organization and its admin key were created. `secret` is set when the key was
+    /// minted here (it must then be shown to the operator once).
+    Created {
+        organization: Organization,
+        key: ApiKey,
+        secret: Option<String>,
+    },
+}
+
+const ADMIN_SCOPES: [Scope; 2] = [Scope::AllData, Scope::OrgAdmin];
+
+impl ControlPlane {
+    pub async fn bootstrap(&self, request: Bootstrap) -> Result<BootstrapOutcome, DomainError> {
+        let name =
+            OrganizationName::parse(&request.organization_name).map_err(DomainError::validation)?;
+        let Some(raw_key) = request.admin_key else {
+            let (organization, minted) =
+                self.create_top_level(name, request.rate_limit_tier).await?;
+            return Ok(BootstrapOutcome::Created {
+                organization,
+                secret: Some(minted.secret.reveal().to_owned()),
+                key: minted.key,
+            });
+        };
+        let presented = PresentedKey::parse(&raw_key).ok_or_else(|| {
+            DomainError::validation(FieldError::new(
+                "BOOTSTRAP_ADMIN_KEY",
+                "must be a key of the form lp_<live|test>_<16 base32 characters>_<43 base64url characters>",
+            ))
+        })?;
+        if let Some(existing) = self
+            .ports
+            .api_keys
+            .find_credentials(&presented.handle)
+            .await?
+        {
+            if existing.key.env != presented.env
+                || !existing.key.secret_hash.matches(presented.secret())
+            {
+                return Err(DomainError::validation(FieldError::new(
+                    "BOOTSTRAP_ADMIN_KEY",
+                    "its handle belongs to another key",
+                )));
+            }
+            return Ok(BootstrapOutcome::AlreadyInstalled {
+                organization: existing.organization,
+            });
+        }
+        let organization = self.insert_top_level(name).await?;
+        let key = ApiKey {
+            id: ApiKeyId::from_uuid(self.new_uuid()),
+            organization_id: organization.id,
+            name: KeyName::parse("bootstrap admin key").map_err(DomainError::validation)?,
+            env: presented.env,
+            handle: presented.handle.clone(),
+            secret_hash: crate::api_key::SecretHash::of(presented.secret()),
+            scopes: Scopes::new(ADMIN_SCOPES),
+            rate_limit_tier: request.rate_limit_tier,
+            status: KeyStatus::Active,
+            created_at: organization.created_at,
+            last_used_at: None,
+        };
+        self.insert_operator_key(&key).await?;
+        Ok(BootstrapOutcome::Created {
+            organization,
+            key,
+            secret: None,
+        })
+    }
+
+    /// Creates a top-level organization and mints its first admin key.
+    pub async fn create_top_level(
+        &self,
+        name: OrganizationName,
+        rate_limit_tier: RateLimitTier,
+    ) -> Result<(Organization, MintedKey), DomainError> {
+        let organization = self.insert_top_level(name).await?;
+        let secret = self.mint_secret(crate::api_key::KeyEnv::Live);
+        let key = ApiKey {
+            id: ApiKeyId::from_uuid(self.new_uuid()),
+            organization_id: organization.id,
+            name: KeyName::parse("admin key").map_err(DomainError::validation)?,
+            env: secret.env,
+            handle: secret.handle.clone(),
+            secret_hash: secret.hash.clone(),
+            scopes: Scopes::new(ADMIN_SCOPES),
+            rate_limit_tier,
+            status: KeyStatus::Active,
+            created_at: organization.created_at,
+            last_used_at: None,
+        };
+        self.insert_operator_key(&key).await?;
+        Ok((organization, MintedKey { key, secret }))
+    }
+
+    async fn insert_top_level(&self, name: OrganizationName) -> Result<Organization, DomainError> {
+        let now = self.ports.clock.now();
+        let organization = Organization {
+            id: OrganizationId::from_uuid(self.new_uuid()),
+            parent_id: None,
+            name,
+            status: OrganizationStatus::Active,
+            metadata: Metadata::default(),
+            billing_email: None,
+            created_at: now,
+            updated_at: now,
+            revision: Revision::INITIAL,
+        };
+        self.ports.organizations.insert(&organization).await?;
+        Ok(organization)
+    }
+
+    async fn insert_operator_key(&self, key: &ApiKey) -> Result<(), DomainError> {
+        match self.ports.api_keys.insert(key).await? {
+            KeyInsert::Inserted => Ok(()),
+            KeyInsert::OrganizationClosed => {
+                Err(DomainError::Store(crate::ports::StoreError::Internal(
+                    "the organization just created is not open".to_owned(),
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,339 @@
+use std::collections::BTreeMap;
+
+use super::{ControlPlane, MAX_ATTEMPTS};
+use crate::api_key::Scope;
+use crate::organization::lifecycle::{self, LifecycleAction, Transition};
+use crate::organization::{
+    BillingEmail, Metadata, MetadataPatch, Organization, OrganizationName, OrganizationStatus,
+    Revision, StatusKind,
+};
+use crate::pagination::{Page, PageCursor, PageRequest};
+use crate::policy::{self, Principal};
+use crate::ports::{Archive, StoreError, Write};
+use crate::validation::FieldError;
+use crate::{DomainError, OrganizationId, Timestamp};
+
+/// A child organization to create (API.md §4.3), as the caller sent it.
+#[derive(Debug, Clone, Default)]
+pub struct NewOrganization {
+    pub name: String,
+    pub metadata: BTreeMap<String, String>,
+    pub billing_email: Option<String>,
+}
+
+/// A change to an organization (API.md §4.6); `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationPatch {
+    pub name: Option<String>,
+    /// `Some(None)` clears the billing email.
+    pub billing_email: Option<Option<String>>,
+    pub metadata: Option<MetadataPatch>,
+}
+
+/// An organization with the figures of API.md §4.5.
+#[derive(Debug, Clone)]
+pub struct OrganizationSummary {
+    pub organization: Organization,
+    pub active_api_keys: u64,
+}
+
+/// What archiving did (API.md §4.9). Archiving again reports zeros and the original instant.
+#[derive(Debug, Clone)]
+pub struct ArchiveReport {
+    pub organization: Organization,
+    pub reclaimed_credits: u64,
+    pub revoked_api_keys: u64,
+}
+
+/// A suspension reason: at most this many characters (API.md §1.1).
+pub const MAX_REASON_CHARS: usize = 500;
+
+impl ControlPlane {
+    /// Creates a direct child of the principal's organization.
+    pub async fn create_organization(
+        &self,
+        principal: &Principal,
+        input: NewOrganization,
+    ) -> Result<Organization, DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        if !principal.organization.is_top_level() {
+            return Err(DomainError::validation(FieldError::new(
+                "organization",
+                "a child organization cannot create organizations: children are one level deep",
+            )));
+        }
+        let mut errors = Vec::new();
+        let name = OrganizationName::parse(&input.name)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let metadata = Metadata::from_input(input.metadata)
+            .map_err(|e| errors.extend(e))
+            .ok();
+        let billing_email = match input
+            .billing_email
+            .as_deref()
+            .map(BillingEmail::parse)
+            .transpose()
+        {
+            Ok(email) => email,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let (Some(name), Some(metadata)) = (name, metadata) else {
+            return Err(DomainError::Validation(errors));
+        };
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors));
+        }
+        let now = self.ports.clock.now();
+        let org = Organization {
+            id: OrganizationId::from_uuid(self.new_uuid()),
+            parent_id: Some(principal.organization.id),
+            name,
+            status: OrganizationStatus::Active,
+            metadata,
+            billing_email,
+            created_at: now,
+            updated_at: now,
+            revision: Revision::INITIAL,
+        };
+        self.ports.organizations.insert(&org).await?;
+        Ok(org)
+    }
+
+    /// Direct children of the principal's organization, newest first.
+    pub async fn list_organizations(
+        &self,
+        principal: &Principal,
+        status: Option<StatusKind>,
+        page: PageRequest,
+    ) -> Result<Page<Organization>, DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        let rows = self
+            .ports
+            .organizations
+            .list_children(principal.organization.id, status, page.overfetch())
+            .await?;
+        Ok(Page::from_overfetch(rows, page.limit, organization_cursor))
+    }
+
+    pub async fn get_organization(
+        &self,
+        principal: &Principal,
+        id: OrganizationId,
+    ) -> Result<OrganizationSummary, DomainError> {
+        let organization = self.load_child(principal, id).await?;
+        let active_api_keys = self.ports.api_keys.count_active(organization.id).await?;
+        Ok(OrganizationSummary {
+            organization,
+            active_api_keys,
+        })
+    }
+
+    pub async fn update_organization(
+        &self,
+        principal: &Principal,
+        id: OrganizationId,
+        patch: OrganizationPatch,
+    ) -> Result<Organization, DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        let name = patch
+            .name
+            .as_deref()
+            .map(OrganizationName::parse)
+            .transpose();
+        let billing_email = patch
+            .billing_email
+            .as_ref()
+            .map(|email| email.as_deref().map(BillingEmail::parse).transpose())
+            .transpose();
+        let (name, billing_email) = match (name, billing_email) {
+            (Ok(name), Ok(email)) => (name, email),
+            (name, email) => {
+                let errors = [name.err(), email.err()].into_iter().flatten().collect();
+                return Err(DomainError::Validation(errors));
+            }
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.load_child(principal, id).await?;
+            if let OrganizationStatus::Archived { .. } = current.status {
+                return Err(state_conflict(
+                    &current,
+                    "an archived organization cannot be changed",
+                ));
+            }
+            let metadata = match &patch.metadata {
+                Some(change) => current
+                    .metadata
+                    .patched(change.clone())
+                    .map_err(DomainError::Validation)?,
+                None => current.metadata.clone(),
+            };
+            let mut next = current.clone();
+            if let Some(name) = &name {
+                next.name = name.clone();
+            }
+            if let Some(email) = &billing_email {
+                next.billing_email = email.clone();
+            }
+            next.metadata = metadata;
+            if next == current {
+                return Ok(current);
+            }
+            next.updated_at = self.ports.clock.now();
+            next.revision = current.revision.next();
+            if self
+                .ports
+                .organizations
+                .update(&next, current.revision)
+                .await?
+                == Write::Applied
+            {
+                return Ok(next);
+            }
+        }
+        Err(contention())
+    }
+
+    /// The kill switch: from the answer on, the child's own keys get `503 KILL_SWITCH`.
+    pub async fn suspend_organization(
+        &self,
+        principal: &Principal,
+        id: OrganizationId,
+        reason: Option<String>,
+    ) -> Result<Organization, DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        if let Some(reason) = &reason {
+            if reason.chars().count() > MAX_REASON_CHARS {
+                return Err(DomainError::validation(FieldError::new(
+                    "reason",
+                    format!("must be at most {MAX_REASON_CHARS} characters"),
+                )));
+            }
+        }
+        self.change_status(principal, id, LifecycleAction::Suspend)
+            .await
+    }
+
+    pub async fn resume_organization(
+        &self,
+        principal: &Principal,
+        id: OrganizationId,
+    ) -> Result<Organization, DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        self.change_status(principal, id, LifecycleAction::Resume)
+            .await
+    }
+
+    /// Offboards a child for good: archived, its keys revoked, in one atomic change.
+    pub async fn archive_organization(
+        &self,
+        principal: &Principal,
+        id: OrganizationId,
+    ) -> Result<ArchiveReport, DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.load_child(principal, id).await?;
+            let now = self.ports.clock.now();
+            let Transition::To(status) = decide(&current, LifecycleAction::Archive, now)? else {
+                return Ok(ArchiveReport {
+                    organization: current,
+                    reclaimed_credits: 0,
+                    revoked_api_keys: 0,
+                });
+            };
+            let next = Organization {
+                status,
+                updated_at: now,
+                revision: current.revision.next(),
+                ..current.clone()
+            };
+            if let Archive::Applied { revoked_keys } = self
+                .ports
+                .organizations
+                .archive(&next, current.revision)
+                .await?
+            {
+                return Ok(ArchiveReport {
+                    organization: next,
+                    reclaimed_credits: 0,
+                    revoked_api_keys: revoked_keys,
+                });
+            }
+        }
+        Err(contention())
+    }
+
+    async fn change_status(
+        &self,
+        principal: &Principal,
+        id: OrganizationId,
+        action: LifecycleAction,
+    ) -> Result<Organization, DomainError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.load_child(principal, id).await?;
+            let now = self.ports.clock.now();
+            let Transition::To(status) = decide(&current, action, now)? else {
+                return Ok(current);
+            };
+            let next = Organization {
+                status,
+                updated_at: now,
+                revision: current.revision.next(),
+                ..current.clone()
+            };
+            if self
+                .ports
+                .organizations
+                .update(&next, current.revision)
+                .await?
+                == Write::Applied
+            {
+                return Ok(next);
+            }
+        }
+        Err(contention())
+    }
+
+    /// The organization `id` if it is a direct child of the principal's, else `404`.
+    pub(super) async fn load_child(
+        &self,
+        principal: &Principal,
+        id: OrganizationId,
+    ) -> Result<Organization, DomainError> {
+        let found = self.ports.organizations.find(id).await?;
+        policy::direct_child(principal, found)
+    }
+}
+
+fn decide(
+    org: &Organization,
+    action: LifecycleAction,
+    now: Timestamp,
+) -> Result<Transition, DomainError> {
+    lifecycle::decide(org.status, action, now)
+        .map_err(|_| state_conflict(org, "the organization is archived, a terminal state"))
+}
+
+pub(super) fn state_conflict(org: &Organization, message: &str) -> DomainError {
+    DomainError::Conflict {
+        message: message.to_owned(),
+        organization_id: org.id,
+        status: org.status.kind(),
+    }
+}
+
+fn contention() -> DomainError {
+    DomainError::Store(StoreError::Unavailable(
+        "the organization is changing too often to apply this change; retry".to_owned(),
+    ))
+}
+
+pub(crate) fn organization_cursor(org: &Organization) -> PageCursor {
+    PageCursor {
+        created_at: org.created_at,
+        id: org.id.as_uuid(),
+    }
+}

@@ -1,0 +1,96 @@
+//! Fixtures for the use-case tests: mocks of every port and a principal to call with.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{ControlPlane, Ports};
+use crate::api_key::{
+    ApiKey, KeyEnv, KeyName, KeyStatus, MintedSecret, RateLimitTier, Scope, Scopes,
+};
+use crate::organization::{Metadata, Organization, OrganizationName, OrganizationStatus, Revision};
+use crate::policy::Principal;
+use crate::ports::{MockApiKeyStore, MockClock, MockOrganizationStore, MockRandomSource};
+use crate::{ApiKeyId, OrganizationId, Timestamp};
+
+pub fn at(micros: i64) -> Timestamp {
+    Timestamp::from_unix_micros(1_780_000_000_000_000 + micros).unwrap()
+}
+
+pub const NOW: i64 = 5_000;
+
+pub struct Mocks {
+    pub organizations: MockOrganizationStore,
+    pub api_keys: MockApiKeyStore,
+}
+
+impl Mocks {
+    pub fn new() -> Self {
+        Self {
+            organizations: MockOrganizationStore::new(),
+            api_keys: MockApiKeyStore::new(),
+        }
+    }
+
+    /// A control plane on these mocks, a clock stopped at `at(NOW)`, and a counting random source.
+    pub fn control_plane(self) -> ControlPlane {
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(|| at(NOW));
+        let counter = AtomicU8::new(1);
+        let mut random = MockRandomSource::new();
+        random.expect_fill().returning(move |buffer: &mut [u8]| {
+            let next = counter.fetch_add(1, Ordering::Relaxed);
+            buffer.fill(next);
+        });
+        ControlPlane::new(Ports {
+            organizations: Arc::new(self.organizations),
+            api_keys: Arc::new(self.api_keys),
+            clock: Arc::new(clock),
+            random: Arc::new(random),
+        })
+    }
+}
+
+pub fn org(parent: Option<OrganizationId>, status: OrganizationStatus) -> Organization {
+    Organization {
+        id: OrganizationId::from_uuid(Uuid::new_v4()),
+        parent_id: parent,
+        name: OrganizationName::parse("Acme Coffee").unwrap(),
+        status,
+        metadata: Metadata::default(),
+        billing_email: None,
+        created_at: at(0),
+        updated_at: at(0),
+        revision: Revision::INITIAL,
+    }
+}
+
+pub fn key(organization: &Organization, scopes: &[Scope]) -> (ApiKey, MintedSecret) {
+    let secret = MintedSecret::new(KeyEnv::Live, [3; 10], [4; 32]);
+    let key = ApiKey {
+        id: ApiKeyId::from_uuid(Uuid::new_v4()),
+        organization_id: organization.id,
+        name: KeyName::parse("k").unwrap(),
+        env: KeyEnv::Live,
+        handle: secret.handle.clone(),
+        secret_hash: secret.hash.clone(),
+        scopes: Scopes::new(scopes.iter().copied()),
+        rate_limit_tier: RateLimitTier::Standard,
+        status: KeyStatus::Active,
+        created_at: at(0),
+        last_used_at: None,
+    };
+    (key, secret)
+}
+
+/// A top-level partner holding `scopes`.
+pub fn partner(scopes: &[Scope]) -> Principal {
+    let organization = org(None, OrganizationStatus::Active);
+    let (key, _) = key(&organization, scopes);
+    Principal { key, organization }
+}
+
+pub fn admin() -> Principal {
+    partner(&[Scope::AllData, Scope::OrgAdmin])
+}
