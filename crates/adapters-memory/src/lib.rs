@@ -1,1 +1,195 @@
+//! The embedded store: every store port in process memory. It is the default when no database is
+//! configured, and what Rust services embedding the domain use in their tests.
+//!
+//! One mutex guards all state, and every port method does all of its work under one lock: a
+//! multi-step change (archive: status and keys) is atomic, and compare-and-set writes are exact,
+//! just as in the PostgreSQL store. Nothing here awaits while holding the lock.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use domain::api_key::{ApiKey, KeyHandle, KeyStatus};
+use domain::organization::{Organization, OrganizationStatus, Revision, StatusKind};
+use domain::pagination::PageRequest;
+use domain::policy::Credentials;
+use domain::ports::{ApiKeyStore, Archive, KeyInsert, OrganizationStore, StoreError, Write};
+use domain::{ApiKeyId, OrganizationId, Timestamp};
+use uuid::Uuid;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    organizations: HashMap<OrganizationId, Organization>,
+    api_keys: HashMap<ApiKeyId, ApiKey>,
+    key_ids_by_handle: HashMap<KeyHandle, ApiKeyId>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every method checks before it mutates, so a panic under the lock cannot leave half a
+        // change behind: a poisoned lock still guards consistent state.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Newest first by creation time, then by id; strictly after the cursor; at most `limit`.
+fn page<'a, T: Clone + 'a>(
+    rows: impl Iterator<Item = &'a T>,
+    position: impl Fn(&T) -> (Timestamp, Uuid),
+    request: PageRequest,
+) -> Vec<T> {
+    let mut rows: Vec<T> = rows
+        .filter(|row| {
+            let (created_at, id) = position(row);
+            request.after.is_none_or(|cursor| cursor.precedes(created_at, id))
+        })
+        .cloned()
+        .collect();
+    rows.sort_by_key(|row| std::cmp::Reverse(position(row)));
+    rows.truncate(request.limit);
+    rows
+}
+
+fn is_current(state: &State, id: OrganizationId, expected: Revision) -> bool {
+    state
+        .organizations
+        .get(&id)
+        .is_some_and(|stored| stored.revision == expected)
+}
+
+#[async_trait]
+impl OrganizationStore for MemoryStore {
+    async fn insert(&self, org: &Organization) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.organizations.contains_key(&org.id) {
+            return Err(StoreError::Duplicate(format!("organization {}", org.id)));
+        }
+        state.organizations.insert(org.id, org.clone());
+        Ok(())
+    }
+
+    async fn find(&self, id: OrganizationId) -> Result<Option<Organization>, StoreError> {
+        Ok(self.state().organizations.get(&id).cloned())
+    }
+
+    async fn list_children(
+        &self,
+        parent: OrganizationId,
+        status: Option<StatusKind>,
+        request: PageRequest,
+    ) -> Result<Vec<Organization>, StoreError> {
+        let state = self.state();
+        let children = state
+            .organizations
+            .values()
+            .filter(|org| org.is_child_of(parent) && status.is_none_or(|s| org.status.kind() == s));
+        Ok(page(children, |org| (org.created_at, org.id.as_uuid()), request))
+    }
+
+    async fn update(&self, org: &Organization, expected: Revision) -> Result<Write, StoreError> {
+        if let OrganizationStatus::Archived { .. } = org.status {
+            return Err(StoreError::Internal("archiving goes through OrganizationStore::archive".into()));
+        }
+        let mut state = self.state();
+        if !is_current(&state, org.id, expected) {
+            return Ok(Write::Stale);
+        }
+        state.organizations.insert(org.id, org.clone());
+        Ok(Write::Applied)
+    }
+
+    async fn archive(&self, org: &Organization, expected: Revision) -> Result<Archive, StoreError> {
+        let OrganizationStatus::Archived { at } = org.status else {
+            return Err(StoreError::Internal("archive needs an archived organization".into()));
+        };
+        let mut state = self.state();
+        if !is_current(&state, org.id, expected) {
+            return Ok(Archive::Stale);
+        }
+        state.organizations.insert(org.id, org.clone());
+        let mut revoked_keys = 0;
+        for key in state.api_keys.values_mut() {
+            if key.organization_id == org.id && key.is_active() {
+                key.status = KeyStatus::Revoked { at };
+                revoked_keys += 1;
+            }
+        }
+        Ok(Archive::Applied { revoked_keys })
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for MemoryStore {
+    async fn insert(&self, key: &ApiKey) -> Result<KeyInsert, StoreError> {
+        let mut state = self.state();
+        let open = state
+            .organizations
+            .get(&key.organization_id)
+            .is_some_and(|org| org.status.kind() != StatusKind::Archived);
+        if !open {
+            return Ok(KeyInsert::OrganizationClosed);
+        }
+        if state.api_keys.contains_key(&key.id) || state.key_ids_by_handle.contains_key(&key.handle) {
+            return Err(StoreError::Duplicate(format!("API key {}", key.id)));
+        }
+        state.key_ids_by_handle.insert(key.handle.clone(), key.id);
+        state.api_keys.insert(key.id, key.clone());
+        Ok(KeyInsert::Inserted)
+    }
+
+    async fn find(&self, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.state().api_keys.get(&id).cloned())
+    }
+
+    async fn list(&self, organization: OrganizationId, request: PageRequest) -> Result<Vec<ApiKey>, StoreError> {
+        let state = self.state();
+        let keys = state.api_keys.values().filter(|key| key.organization_id == organization);
+        Ok(page(keys, |key| (key.created_at, key.id.as_uuid()), request))
+    }
+
+    async fn revoke(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError> {
+        let mut state = self.state();
+        let Some(key) = state.api_keys.get_mut(&id) else {
+            return Ok(None);
+        };
+        if key.is_active() {
+            key.status = KeyStatus::Revoked { at };
+        }
+        Ok(Some(key.clone()))
+    }
+
+    async fn count_active(&self, organization: OrganizationId) -> Result<u64, StoreError> {
+        let state = self.state();
+        let active = state
+            .api_keys
+            .values()
+            .filter(|key| key.organization_id == organization && key.is_active())
+            .count();
+        Ok(active as u64)
+    }
+
+    async fn find_credentials(&self, handle: &KeyHandle) -> Result<Option<Credentials>, StoreError> {
+        let state = self.state();
+        let Some(key) = state.key_ids_by_handle.get(handle).and_then(|id| state.api_keys.get(id)) else {
+            return Ok(None);
+        };
+        let Some(organization) = state.organizations.get(&key.organization_id) else {
+            return Ok(None);
+        };
+        let parent = organization.parent_id.and_then(|id| state.organizations.get(&id)).cloned();
+        Ok(Some(Credentials {
+            key: key.clone(),
+            organization: organization.clone(),
+            parent,
+        }))
+    }
+}
