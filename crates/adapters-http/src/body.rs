@@ -1,0 +1,140 @@
+//! Request bodies (API.md §1.1): at most 64 KiB (`413`), JSON, no unknown fields, every problem a
+//! `422` that names the field. Read by hand rather than with actix's `Json` extractor, so that the
+//! scope check runs first (§1.2 order) and every failure has the contract's envelope.
+
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{web, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
+pub async fn read(request: &HttpRequest, mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid("body", "could not be read completely"))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A required JSON body.
+pub async fn json<T: DeserializeOwned>(request: &HttpRequest, payload: web::Payload) -> Result<T, ApiError> {
+    let bytes = read(request, payload).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("body", "is required: a JSON object"));
+    }
+    parse(&bytes)
+}
+
+/// An optional JSON body: none at all (what `curl -X POST` sends) is `None`.
+pub async fn optional_json<T: DeserializeOwned>(
+    request: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Option<T>, ApiError> {
+    let bytes = read(request, payload).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    parse(&bytes).map(Some)
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let (field, message) = describe(&path, &inner);
+        ApiError::invalid(&field, &message)
+    })?;
+    deserializer
+        .end()
+        .map_err(|_| ApiError::invalid("body", "must be a single JSON object with nothing after it"))?;
+    Ok(value)
+}
+
+/// Which field a serde error is about, and what to tell the caller.
+fn describe(path: &str, error: &serde_json::Error) -> (String, String) {
+    let text = error.to_string();
+    let at = |name: &str| if path == "." { name.to_owned() } else { format!("{path}.{name}") };
+    let quoted = |prefix: &str| {
+        text.strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    if let Some(name) = quoted("unknown field `") {
+        return (at(&name), "is not a field of this request".to_owned());
+    }
+    if let Some(name) = quoted("missing field `") {
+        return (at(&name), "is required".to_owned());
+    }
+    if error.is_syntax() || error.is_eof() {
+        return ("body".to_owned(), "is not valid JSON".to_owned());
+    }
+    let field = if path == "." { "body".to_owned() } else { path.to_owned() };
+    // Drop serde's " at line L column C" suffix: the field name already says where.
+    let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
+    (field, message)
+}
+
+/// For PATCH fields where `null` and absent mean different things: absent → `None`, `null` →
+/// `Some(None)`, a value → `Some(Some(value))`. Use with `#[serde(default, deserialize_with)]`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+use serde::Deserialize;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Sample {
+        #[allow(dead_code)]
+        name: String,
+        #[serde(default, deserialize_with = "nullable")]
+        billing_email: Option<Option<String>>,
+    }
+
+    fn field_of(body: &str) -> String {
+        let error = parse::<Sample>(body.as_bytes()).unwrap_err();
+        format!("{error:?}")
+    }
+
+    #[test]
+    fn names_the_field_in_every_kind_of_error() {
+        assert!(field_of(r#"{"name": 5}"#).contains("\"field\": String(\"name\")"));
+        assert!(field_of(r#"{"name": "a", "status": "x"}"#).contains("String(\"status\")"));
+        assert!(field_of(r#"{}"#).contains("String(\"name\")"));
+        assert!(field_of(r#"not json"#).contains("String(\"body\")"));
+        assert!(field_of(r#"[1]"#).contains("String(\"body\")"));
+    }
+
+    #[test]
+    fn null_and_absent_differ() {
+        let absent: Sample = parse(br#"{"name": "a"}"#).unwrap();
+        let null: Sample = parse(br#"{"name": "a", "billingEmail": null}"#).unwrap();
+        assert_eq!(absent.billing_email, None);
+        assert_eq!(null.billing_email, Some(None));
+    }
+}

@@ -1,0 +1,107 @@
+use domain::api_key::ApiKey;
+use domain::use_cases::{MintedKey, NewApiKey};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::wire_time;
+
+/// The key object (API.md §5.1). The secret is never part of it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyDto {
+    #[schema(example = "key_5b0e6a4e-3c1f-4f6b-9a53-7d2f1c0e8b11")]
+    pub id: String,
+    pub organization_id: String,
+    pub name: String,
+    #[schema(example = "lp_live_ABCDEFGHJKMNPQRS")]
+    pub prefix: String,
+    /// `live` or `test`.
+    pub env: &'static str,
+    pub scopes: Vec<&'static str>,
+    pub rate_limit_tier: &'static str,
+    /// `active` or `revoked`.
+    pub status: &'static str,
+    #[schema(example = "2026-06-03T18:14:02.187Z")]
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub rotated_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub grace_until: Option<String>,
+    pub superseded_by: Option<String>,
+}
+
+impl From<&ApiKey> for ApiKeyDto {
+    fn from(key: &ApiKey) -> Self {
+        Self {
+            id: key.id.to_string(),
+            organization_id: key.organization_id.to_string(),
+            name: key.name.as_str().to_owned(),
+            prefix: key.prefix(),
+            env: key.env.as_str(),
+            scopes: key.scopes.iter().map(|s| s.as_str()).collect(),
+            rate_limit_tier: key.rate_limit_tier.as_str(),
+            status: if key.is_active() { "active" } else { "revoked" },
+            created_at: wire_time::other(key.created_at),
+            last_used_at: key.last_used_at.map(wire_time::other),
+            // Rotation (and its grace window) is not offered yet: nothing is ever rotated.
+            rotated_at: None,
+            revoked_at: key.revoked_at().map(wire_time::other),
+            grace_until: None,
+            superseded_by: None,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKeyDto>,
+    pub next_cursor: Option<String>,
+}
+
+/// `201` of minting: the only time the secret is shown.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MintedApiKeyDto {
+    pub api_key: ApiKeyDto,
+    #[schema(example = "lp_live_ABCDEFGHJKMNPQRS_…")]
+    pub secret: String,
+}
+
+impl From<&MintedKey> for MintedApiKeyDto {
+    fn from(minted: &MintedKey) -> Self {
+        Self {
+            api_key: ApiKeyDto::from(&minted.key),
+            secret: minted.secret.reveal().to_owned(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedApiKeyDto {
+    pub api_key: ApiKeyDto,
+    pub deleted: bool,
+}
+
+/// `POST /v1/organizations/:orgId/api-keys` (API.md §5.2).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyBody {
+    /// 1–120 characters.
+    pub name: String,
+    /// 1–64 scope names, each held by the calling key; never `org:admin`.
+    pub scopes: Vec<String>,
+    /// `live` (default) or `test`.
+    pub env: Option<String>,
+}
+
+impl From<CreateApiKeyBody> for NewApiKey {
+    fn from(body: CreateApiKeyBody) -> Self {
+        Self {
+            name: body.name,
+            scopes: body.scopes,
+            env: body.env,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The wire shapes of the API: what handlers accept and answer, camelCase, with the exact
+//! timestamp formats of API.md §1.4. Domain values are converted here and only here.
+
+mod api_keys;
+mod errors;
+mod organizations;
+mod whoami;
+
+pub use api_keys::{ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, MintedApiKeyDto};
+pub use errors::{ErrorBody, ErrorEnvelope, FieldErrorDto};
+pub use organizations::{
+    ArchivedOrganizationDto, CreateOrganizationBody, CreditConfigDto, OrganizationDto, OrganizationList,
+    OrganizationWithSummaryDto, PatchOrganizationBody, SummaryDto, SuspendBody,
+};
+pub use whoami::WhoamiDto;

@@ -1,0 +1,215 @@
+//! The one error type of the HTTP layer and its envelope (API.md §1.2). Every non-2xx response
+//! of the API is rendered here; a 5xx logs its cause and never shows it.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use domain::error::{KillSwitch, Resource};
+use domain::ports::StoreError;
+use domain::validation::FieldError;
+use domain::DomainError;
+use serde_json::{json, Value};
+
+use crate::dto::{ErrorBody, ErrorEnvelope};
+use crate::{request_id, wire_time};
+
+/// The stable, machine-readable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthenticated,
+    ForbiddenScope,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    Validation,
+    PlatformError,
+    Unavailable,
+    KillSwitch,
+}
+
+impl ErrorCode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::ForbiddenScope => "FORBIDDEN_SCOPE",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict => "CONFLICT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::Validation => "VALIDATION",
+            Self::PlatformError => "PLATFORM_ERROR",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::KillSwitch => "KILL_SWITCH",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::ForbiddenScope => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PlatformError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable | Self::KillSwitch => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+    details: Value,
+    /// What went wrong inside, for the log of a 5xx; never sent.
+    cause: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: json!({}),
+            cause: None,
+        }
+    }
+
+    fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn validation(fields: Vec<FieldError>) -> Self {
+        let message = match fields.first() {
+            Some(first) => format!("The request is invalid: {} {}.", first.field, first.message),
+            None => "The request is invalid.".to_owned(),
+        };
+        let fields: Vec<Value> = fields
+            .iter()
+            .map(|f| json!({"field": f.field, "message": f.message}))
+            .collect();
+        Self::new(ErrorCode::Validation, message).with_details(json!({ "fields": fields }))
+    }
+
+    pub fn invalid(field: &str, message: &str) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn not_found_route() -> Self {
+        Self::new(ErrorCode::NotFound, "There is no such route.")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(ErrorCode::MethodNotAllowed, "This route does not accept this HTTP method.")
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            ErrorCode::PayloadTooLarge,
+            format!("The request body is larger than {} KiB.", limit / 1024),
+        )
+        .with_details(json!({ "limitBytes": limit }))
+    }
+
+    pub fn platform(cause: impl fmt::Display) -> Self {
+        Self {
+            cause: Some(cause.to_string()),
+            ..Self::new(ErrorCode::PlatformError, "Something went wrong on our side. Retrying later may help.")
+        }
+    }
+
+    fn kill_switch(kill: KillSwitch) -> Self {
+        Self::new(ErrorCode::KillSwitch, "This organization is suspended: its API keys are refused until it is resumed.")
+            .with_details(json!({
+                "scope": "organization",
+                "organizationId": kill.organization_id.to_string(),
+                "suspendedAt": wire_time::other(kill.suspended_at),
+            }))
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        match error {
+            DomainError::Unauthenticated => Self::new(
+                ErrorCode::Unauthenticated,
+                "The API key is missing or invalid. Send it as: Authorization: Bearer <key>.",
+            ),
+            DomainError::KillSwitch(kill) => Self::kill_switch(kill),
+            DomainError::ForbiddenScope { required } => Self::new(
+                ErrorCode::ForbiddenScope,
+                format!("This API key lacks the scope {required} that this request needs."),
+            )
+            .with_details(json!({ "requiredScope": required.as_str() })),
+            DomainError::Validation(fields) => Self::validation(fields),
+            DomainError::NotFound(resource) => Self::new(
+                ErrorCode::NotFound,
+                match resource {
+                    Resource::Organization => "No such organization among the direct children of your organization.",
+                    Resource::ApiKey => "No such API key in this organization.",
+                },
+            ),
+            DomainError::Conflict {
+                message,
+                organization_id,
+                status,
+            } => Self::new(ErrorCode::Conflict, capitalize(&message)).with_details(json!({
+                "organizationId": organization_id.to_string(),
+                "status": status.as_str(),
+            })),
+            DomainError::Store(StoreError::Unavailable(cause)) => Self {
+                cause: Some(cause),
+                ..Self::new(ErrorCode::Unavailable, "The service is temporarily unavailable. Retry shortly.")
+            },
+            DomainError::Store(other) => Self::platform(other),
+        }
+    }
+}
+
+fn capitalize(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let request_id = request_id::current();
+        if let Some(cause) = &self.cause {
+            tracing::error!(request_id = %request_id, code = self.code.as_str(), cause = %cause, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if self.code == ErrorCode::Unavailable {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code.as_str(),
+                message: &self.message,
+                request_id,
+                details: &self.details,
+            },
+        })
+    }
+}

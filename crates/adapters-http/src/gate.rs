@@ -1,0 +1,84 @@
+//! The gate every request passes first: it mints the request id, authenticates the key, applies
+//! the kill switch (API.md §3) — on every route, unknown ones included — and writes one log line
+//! per request. Authentication reads the store on every request (no cache), so a suspension
+//! committed through any server process is enforced by all of them from the next request on.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, ResponseError};
+use domain::policy::Principal;
+use domain::DomainError;
+
+use crate::error::ApiError;
+use crate::{request_id, ApiState};
+
+/// Routes that answer without a key: liveness, readiness and the API description.
+const PUBLIC_PATHS: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+
+pub async fn gate(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = request_id::mint();
+    request_id::scope(id.clone(), admit_and_serve(request, next, id)).await
+}
+
+async fn admit_and_serve(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    id: String,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request.match_pattern().unwrap_or_else(|| "(no route)".to_owned());
+    let mut key_id = None;
+
+    let admitted = if PUBLIC_PATHS.contains(&request.path()) {
+        Ok(())
+    } else {
+        admit(&request).await.map(|principal| {
+            key_id = Some(principal.key.id.to_string());
+            request.extensions_mut().insert(principal);
+        })
+    };
+    let mut response = match admitted {
+        Err(refused) => request.into_response(refused.error_response()),
+        // Inner services answer errors as responses; an `Err` here can only come from a
+        // middleware inside this one, and there is none.
+        Ok(()) => next.call(request).await?.map_into_boxed_body(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+    }
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        key_id = key_id.as_deref().unwrap_or("-"),
+        "request"
+    );
+    Ok(response)
+}
+
+/// Authentication, then the kill switch.
+async fn admit(request: &ServiceRequest) -> Result<Principal, ApiError> {
+    let state = request
+        .app_data::<web::Data<ApiState>>()
+        .ok_or_else(|| ApiError::platform("ApiState is not registered"))?;
+    let bearer = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or(DomainError::Unauthenticated)?;
+    Ok(state.control_plane.authenticate(bearer).await?)
+}

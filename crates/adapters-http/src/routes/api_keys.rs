@@ -1,0 +1,95 @@
+//! `/v1/organizations/:orgId/api-keys/**` (API.md §5.2): a parent mints and revokes its
+//! children's keys.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::api_key::Scope;
+
+use super::{api_key_id, organization_id, Caller};
+use crate::dto::{ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, ErrorEnvelope, MintedApiKeyDto};
+use crate::error::ApiError;
+use crate::query::Query;
+use crate::{body, cursor, ApiState};
+
+const LIST: &str = "api_keys";
+
+/// Mint a key for a child. The response is the only time the secret is shown.
+#[utoipa::path(post, path = "/v1/organizations/{orgId}/api-keys", tag = "keys", request_body = CreateApiKeyBody,
+    params(("orgId" = String, Path, description = "org_-prefixed or bare UUID")),
+    responses(
+        (status = 201, body = MintedApiKeyDto),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs org:admin; or a requested scope is org:admin or not held by the caller", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: no such org, or not a direct child", body = ErrorEnvelope),
+        (status = 409, description = "CONFLICT: the org is archived", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed orgId, name, env, unknown or empty scopes", body = ErrorEnvelope),
+        (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
+pub async fn create_api_key(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::OrgAdmin)?;
+    let id = organization_id(&path)?;
+    let input: CreateApiKeyBody = body::json(&request, payload).await?;
+    let minted = state.control_plane.mint_api_key(&caller.0, id, input.into()).await?;
+    Ok(HttpResponse::Created().json(MintedApiKeyDto::from(&minted)))
+}
+
+/// A child's keys, in every status, newest first.
+#[utoipa::path(get, path = "/v1/organizations/{orgId}/api-keys", tag = "keys",
+    params(
+        ("orgId" = String, Path, description = "org_-prefixed or bare UUID"),
+        ("limit" = Option<usize>, Query, description = "1-100, default 25"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+    responses(
+        (status = 200, body = ApiKeyList),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs org:admin", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: no such org, or not a direct child", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed orgId, limit or cursor", body = ErrorEnvelope),
+        (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
+pub async fn list_api_keys(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::OrgAdmin)?;
+    let id = organization_id(&path)?;
+    let page_request = Query::parse(&request, &["limit", "cursor"])?.page(LIST, 25, 100)?;
+    let page = state.control_plane.list_api_keys(&caller.0, id, page_request).await?;
+    Ok(HttpResponse::Ok().json(ApiKeyList {
+        items: page.items.iter().map(ApiKeyDto::from).collect(),
+        next_cursor: page.next_cursor.map(|c| cursor::encode(LIST, c)),
+    }))
+}
+
+/// Revoke a child's key now: its next request is `401`. Revoking a revoked key returns it.
+#[utoipa::path(delete, path = "/v1/organizations/{orgId}/api-keys/{keyId}", tag = "keys",
+    params(
+        ("orgId" = String, Path, description = "org_-prefixed or bare UUID"),
+        ("keyId" = String, Path, description = "key_-prefixed or bare UUID")),
+    responses(
+        (status = 200, body = DeletedApiKeyDto),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs org:admin", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: no such org or direct child, or the key is not that child's", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed orgId or keyId", body = ErrorEnvelope),
+        (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
+pub async fn delete_api_key(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::OrgAdmin)?;
+    let (org, key) = path.into_inner();
+    let (org, key) = (organization_id(&org)?, api_key_id(&key)?);
+    let revoked = state.control_plane.revoke_api_key(&caller.0, org, key).await?;
+    Ok(HttpResponse::Ok().json(DeletedApiKeyDto {
+        api_key: ApiKeyDto::from(&revoked),
+        deleted: true,
+    }))
+}

@@ -1,0 +1,94 @@
+//! Every route of the API, each declaring the scope it needs as its first step (deny by
+//! default), then validating its input, then calling one use case.
+
+mod api_keys;
+mod operations;
+mod organizations;
+mod whoami;
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::middleware::from_fn;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use domain::api_key::Scope;
+use domain::policy::{self, Principal};
+use domain::{ApiKeyId, DomainError, OrganizationId};
+
+use crate::error::ApiError;
+use crate::{gate, ApiState};
+
+pub(crate) use api_keys::{__path_create_api_key, __path_delete_api_key, __path_list_api_keys};
+pub(crate) use operations::{__path_healthz, __path_readyz};
+pub(crate) use organizations::{
+    __path_archive, __path_create, __path_get, __path_list, __path_resume, __path_suspend, __path_update,
+};
+pub(crate) use whoami::__path_whoami;
+
+pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
+    config.service(
+        web::scope("")
+            .app_data(web::Data::new(state))
+            .wrap(from_fn(gate::gate))
+            .service(resource("/healthz").route(web::get().to(operations::healthz)))
+            .service(resource("/readyz").route(web::get().to(operations::readyz)))
+            .service(resource("/openapi.json").route(web::get().to(operations::openapi)))
+            .service(resource("/v1/whoami").route(web::get().to(whoami::whoami)))
+            .service(
+                resource("/v1/organizations")
+                    .route(web::post().to(organizations::create))
+                    .route(web::get().to(organizations::list)),
+            )
+            .service(
+                resource("/v1/organizations/{orgId}")
+                    .route(web::get().to(organizations::get))
+                    .route(web::patch().to(organizations::update))
+                    .route(web::delete().to(organizations::archive)),
+            )
+            .service(resource("/v1/organizations/{orgId}/suspend").route(web::post().to(organizations::suspend)))
+            .service(resource("/v1/organizations/{orgId}/resume").route(web::post().to(organizations::resume)))
+            .service(
+                resource("/v1/organizations/{orgId}/api-keys")
+                    .route(web::post().to(api_keys::create_api_key))
+                    .route(web::get().to(api_keys::list_api_keys)),
+            )
+            .service(
+                resource("/v1/organizations/{orgId}/api-keys/{keyId}")
+                    .route(web::delete().to(api_keys::delete_api_key)),
+            )
+            .default_service(web::to(|| async { Err::<web::Json<()>, _>(ApiError::not_found_route()) })),
+    );
+}
+
+/// A route whose wrong methods answer `405` in the error envelope.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async { Err::<web::Json<()>, _>(ApiError::method_not_allowed()) }))
+}
+
+/// The authenticated caller, admitted by the gate.
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// The route's scope check; the use case checks it too, for Rust callers of the domain.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        policy::require_scope(&self.0, scope).map_err(ApiError::from)
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let principal = request.extensions().get::<Principal>().cloned();
+        ready(principal.map(Caller).ok_or_else(|| DomainError::Unauthenticated.into()))
+    }
+}
+
+pub fn organization_id(raw: &str) -> Result<OrganizationId, ApiError> {
+    OrganizationId::parse(raw).map_err(|e| ApiError::invalid("orgId", &e.to_string()))
+}
+
+pub fn api_key_id(raw: &str) -> Result<ApiKeyId, ApiError> {
+    ApiKeyId::parse(raw).map_err(|e| ApiError::invalid("keyId", &e.to_string()))
+}

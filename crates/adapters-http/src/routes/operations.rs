@@ -1,0 +1,30 @@
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+use utoipa::OpenApi;
+
+use crate::{ApiDoc, ApiState};
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// The store is reachable and migrated.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
+        (status = 503, description = "Not ready: the store is unreachable or not migrated", body = Object, example = json!({"status": "not_ready"}))))]
+pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+    if state.readiness.is_ready().await {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "not_ready"}))
+    }
+}
+
+/// The OpenAPI 3.1 description of every route, generated from the code.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,74 @@
+//! Configuration, from the environment (API.md §10). `server --help` lists every variable.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "server", version, about = "The partner organizations control plane (HTTP API).")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// PostgreSQL URL. Unset: the embedded in-memory store (nothing persists).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: String,
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Allow webhook URLs on http, loopback and private addresses (local development and tests).
+    #[arg(long, env = "WEBHOOKS_ALLOW_PRIVATE_URLS", default_value_t = false)]
+    pub webhooks_allow_private_urls: bool,
+    /// A key (lp_<env>_<handle>_<secret>) that start-up installs as the admin key of a top-level
+    /// organization, scopes ["*", "org:admin"]. Unset with the embedded store: one is generated
+    /// and printed once.
+    #[arg(long, env = "BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
+    pub bootstrap_admin_key: Option<String>,
+    /// Name of the bootstrap top-level organization.
+    #[arg(long, env = "BOOTSTRAP_ORG_NAME", default_value = "Default organization")]
+    pub bootstrap_org_name: String,
+    /// Credits granted once to the bootstrap organization when it is created.
+    #[arg(long, env = "BOOTSTRAP_CREDITS", default_value_t = 0)]
+    pub bootstrap_credits: u64,
+    /// Rate-limit tier of the bootstrap key.
+    #[arg(long, env = "BOOTSTRAP_RATE_LIMIT_TIER", default_value = "partner")]
+    pub bootstrap_rate_limit_tier: String,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// The defaults, as `server` with an empty environment would have them (for tests).
+    pub fn embedded() -> Self {
+        Self {
+            database_url: None,
+            bind_addr: "127.0.0.1:0".to_owned(),
+            log_format: LogFormat::Text,
+            webhooks_allow_private_urls: false,
+            bootstrap_admin_key: None,
+            bootstrap_org_name: "Default organization".to_owned(),
+            bootstrap_credits: 0,
+            bootstrap_rate_limit_tier: "partner".to_owned(),
+            http_workers: None,
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The server: reads configuration, wires the adapters to the use cases, and serves HTTP.
+//! Everything it does is wiring; behaviour lives in the domain and the adapters.
+
+pub mod config;
+pub mod system;
+pub mod telemetry;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer};
+use adapters_http::{ApiState, Readiness};
+use adapters_memory::MemoryStore;
+use anyhow::Context;
+use domain::api_key::RateLimitTier;
+use domain::use_cases::{Bootstrap, BootstrapOutcome, ControlPlane, Ports};
+
+pub use config::{Cli, Command, Config};
+
+/// How long in-flight requests get to finish after SIGTERM (API.md §10).
+const SHUTDOWN_GRACE_SECS: u64 = 30;
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    control_plane: ControlPlane,
+    /// The admin key generated at start-up, when one was (embedded store, no BOOTSTRAP_ADMIN_KEY).
+    generated_admin_key: Option<String>,
+}
+
+struct AlwaysReady;
+
+#[async_trait::async_trait]
+impl Readiness for AlwaysReady {
+    async fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+impl Application {
+    /// Wires the store, bootstraps, and binds the listener (port 0 picks a free one).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let (ports, readiness) = match &config.database_url {
+            None => {
+                tracing::warn!("DATABASE_URL is not set: using the embedded in-memory store; nothing persists");
+                let store = Arc::new(MemoryStore::new());
+                let readiness: Arc<dyn Readiness> = Arc::new(AlwaysReady);
+                (ports(store.clone(), store), readiness)
+            }
+            Some(_) => anyhow::bail!("DATABASE_URL is set, but this build has no PostgreSQL store yet"),
+        };
+        let control_plane = ControlPlane::new(ports);
+        let generated_admin_key = bootstrap(&control_plane, &config).await?;
+
+        let listener = TcpListener::bind(&config.bind_addr).with_context(|| format!("binding {}", config.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        let state = ApiState {
+            control_plane: control_plane.clone(),
+            readiness,
+        };
+        let mut server = HttpServer::new(move || App::new().configure(adapters_http::configure(state.clone())))
+            .shutdown_timeout(SHUTDOWN_GRACE_SECS);
+        if let Some(workers) = config.http_workers {
+            server = server.workers(workers);
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Self {
+            server,
+            port,
+            control_plane,
+            generated_admin_key,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The use cases this server runs on: for operator tasks and tests.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.control_plane
+    }
+
+    pub fn generated_admin_key(&self) -> Option<&str> {
+        self.generated_admin_key.as_deref()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn ports<S>(organizations: Arc<S>, api_keys: Arc<S>) -> Ports
+where
+    S: domain::ports::OrganizationStore + domain::ports::ApiKeyStore + 'static,
+{
+    Ports {
+        organizations,
+        api_keys,
+        clock: Arc::new(system::SystemClock),
+        random: Arc::new(system::OsRandom),
+    }
+}
+
+/// Ensures the bootstrap organization and key (API.md §9). Returns a key it generated.
+async fn bootstrap(control_plane: &ControlPlane, config: &Config) -> anyhow::Result<Option<String>> {
+    if config.bootstrap_admin_key.is_none() && config.database_url.is_some() {
+        return Ok(None);
+    }
+    let rate_limit_tier: RateLimitTier = config
+        .bootstrap_rate_limit_tier
+        .parse()
+        .map_err(|()| anyhow::anyhow!("BOOTSTRAP_RATE_LIMIT_TIER must be standard, pilot, partner, sandbox or unlimited"))?;
+    let outcome = control_plane
+        .bootstrap(Bootstrap {
+            organization_name: config.bootstrap_org_name.clone(),
+            admin_key: config.bootstrap_admin_key.clone(),
+            rate_limit_tier,
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap failed: {e} ({e:?})"))?;
+    Ok(match outcome {
+        BootstrapOutcome::AlreadyInstalled { organization } => {
+            tracing::info!(organization_id = %organization.id, "bootstrap admin key already installed");
+            None
+        }
+        BootstrapOutcome::Created {
+            organization,
+            key,
+            secret,
+        } => {
+            tracing::info!(organization_id = %organization.id, api_key_id = %key.id, prefix = %key.prefix(), "bootstrap organization created");
+            secret
+        }
+    })
+}
