@@ -60,8 +60,12 @@ impl ErrorCode {
     }
 }
 
+/// Boxed so that `Result<T, ApiError>` stays small on the happy path.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Problem>);
+
+#[derive(Debug)]
+struct Problem {
     code: ErrorCode,
     message: String,
     details: Value,
@@ -71,21 +75,31 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Problem {
             code,
             message: message.into(),
             details: json!({}),
             cause: None,
-        }
+        }))
     }
 
     fn with_details(mut self, details: Value) -> Self {
-        self.details = details;
+        self.0.details = details;
+        self
+    }
+
+    fn with_cause(mut self, cause: impl fmt::Display) -> Self {
+        self.0.cause = Some(cause.to_string());
         self
     }
 
     pub fn code(&self) -> ErrorCode {
-        self.code
+        self.0.code
+    }
+
+    #[cfg(test)]
+    pub fn details(&self) -> &Value {
+        &self.0.details
     }
 
     pub fn validation(fields: Vec<FieldError>) -> Self {
@@ -109,7 +123,10 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(ErrorCode::MethodNotAllowed, "This route does not accept this HTTP method.")
+        Self::new(
+            ErrorCode::MethodNotAllowed,
+            "This route does not accept this HTTP method.",
+        )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
@@ -121,19 +138,23 @@ impl ApiError {
     }
 
     pub fn platform(cause: impl fmt::Display) -> Self {
-        Self {
-            cause: Some(cause.to_string()),
-            ..Self::new(ErrorCode::PlatformError, "Something went wrong on our side. Retrying later may help.")
-        }
+        Self::new(
+            ErrorCode::PlatformError,
+            "Something went wrong on our side. Retrying later may help.",
+        )
+        .with_cause(cause)
     }
 
     fn kill_switch(kill: KillSwitch) -> Self {
-        Self::new(ErrorCode::KillSwitch, "This organization is suspended: its API keys are refused until it is resumed.")
-            .with_details(json!({
-                "scope": "organization",
-                "organizationId": kill.organization_id.to_string(),
-                "suspendedAt": wire_time::other(kill.suspended_at),
-            }))
+        Self::new(
+            ErrorCode::KillSwitch,
+            "This organization is suspended: its API keys are refused until it is resumed.",
+        )
+        .with_details(json!({
+            "scope": "organization",
+            "organizationId": kill.organization_id.to_string(),
+            "suspendedAt": wire_time::other(kill.suspended_at),
+        }))
     }
 }
 
@@ -154,7 +175,9 @@ impl From<DomainError> for ApiError {
             DomainError::NotFound(resource) => Self::new(
                 ErrorCode::NotFound,
                 match resource {
-                    Resource::Organization => "No such organization among the direct children of your organization.",
+                    Resource::Organization => {
+                        "No such organization among the direct children of your organization."
+                    }
                     Resource::ApiKey => "No such API key in this organization.",
                 },
             ),
@@ -166,10 +189,11 @@ impl From<DomainError> for ApiError {
                 "organizationId": organization_id.to_string(),
                 "status": status.as_str(),
             })),
-            DomainError::Store(StoreError::Unavailable(cause)) => Self {
-                cause: Some(cause),
-                ..Self::new(ErrorCode::Unavailable, "The service is temporarily unavailable. Retry shortly.")
-            },
+            DomainError::Store(StoreError::Unavailable(cause)) => Self::new(
+                ErrorCode::Unavailable,
+                "The service is temporarily unavailable. Retry shortly.",
+            )
+            .with_cause(cause),
             DomainError::Store(other) => Self::platform(other),
         }
     }
@@ -185,30 +209,31 @@ fn capitalize(message: &str) -> String {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.message)
+        write!(f, "{}: {}", self.0.code.as_str(), self.0.message)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.code.status()
+        self.0.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
+        let problem = &self.0;
         let request_id = request_id::current();
-        if let Some(cause) = &self.cause {
-            tracing::error!(request_id = %request_id, code = self.code.as_str(), cause = %cause, "request failed");
+        if let Some(cause) = &problem.cause {
+            tracing::error!(request_id = %request_id, code = problem.code.as_str(), cause = %cause, "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if self.code == ErrorCode::Unavailable {
+        if problem.code == ErrorCode::Unavailable {
             response.insert_header(("Retry-After", "1"));
         }
         response.json(ErrorEnvelope {
             error: ErrorBody {
-                code: self.code.as_str(),
-                message: &self.message,
+                code: problem.code.as_str(),
+                message: &problem.message,
                 request_id,
-                details: &self.details,
+                details: &problem.details,
             },
         })
     }

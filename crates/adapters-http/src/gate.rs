@@ -34,7 +34,9 @@ async fn admit_and_serve(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request.match_pattern().unwrap_or_else(|| "(no route)".to_owned());
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "(no route)".to_owned());
     let mut key_id = None;
 
     let admitted = if PUBLIC_PATHS.contains(&request.path()) {
@@ -52,7 +54,9 @@ async fn admit_and_serve(
         Ok(()) => next.call(request).await?.map_into_boxed_body(),
     };
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
     }
     tracing::info!(
         request_id = %id,

@@ -33,14 +33,21 @@ impl Query {
     }
 
     /// `limit` (default `default`, 1..=`max`) and `cursor` of a listing (API.md §1.5).
-    pub fn page(&self, list: &'static str, default: usize, max: usize) -> Result<PageRequest, ApiError> {
+    pub fn page(
+        &self,
+        list: &'static str,
+        default: usize,
+        max: usize,
+    ) -> Result<PageRequest, ApiError> {
         let limit = match self.get("limit") {
             None => default,
             Some(raw) => raw
                 .parse::<usize>()
                 .ok()
                 .filter(|limit| (1..=max).contains(limit))
-                .ok_or_else(|| ApiError::invalid("limit", &format!("must be an integer from 1 to {max}")))?,
+                .ok_or_else(|| {
+                    ApiError::invalid("limit", &format!("must be an integer from 1 to {max}"))
+                })?,
         };
         let after = self
             .get("cursor")

@@ -21,7 +21,9 @@ pub fn other(t: Timestamp) -> String {
 
 fn format(t: Timestamp, description: &[FormatItem<'static>]) -> String {
     // Timestamps are always UTC and within year 0..=9999, the only case where formatting fails.
-    t.as_offset_datetime().format(description).unwrap_or_default()
+    t.as_offset_datetime()
+        .format(description)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -37,7 +37,9 @@ impl MemoryStore {
     fn state(&self) -> MutexGuard<'_, State> {
         // Every method checks before it mutates, so a panic under the lock cannot leave half a
         // change behind: a poisoned lock still guards consistent state.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -50,7 +52,9 @@ fn page<'a, T: Clone + 'a>(
     let mut rows: Vec<T> = rows
         .filter(|row| {
             let (created_at, id) = position(row);
-            request.after.is_none_or(|cursor| cursor.precedes(created_at, id))
+            request
+                .after
+                .is_none_or(|cursor| cursor.precedes(created_at, id))
         })
         .cloned()
         .collect();
@@ -92,12 +96,18 @@ impl OrganizationStore for MemoryStore {
             .organizations
             .values()
             .filter(|org| org.is_child_of(parent) && status.is_none_or(|s| org.status.kind() == s));
-        Ok(page(children, |org| (org.created_at, org.id.as_uuid()), request))
+        Ok(page(
+            children,
+            |org| (org.created_at, org.id.as_uuid()),
+            request,
+        ))
     }
 
     async fn update(&self, org: &Organization, expected: Revision) -> Result<Write, StoreError> {
         if let OrganizationStatus::Archived { .. } = org.status {
-            return Err(StoreError::Internal("archiving goes through OrganizationStore::archive".into()));
+            return Err(StoreError::Internal(
+                "archiving goes through OrganizationStore::archive".into(),
+            ));
         }
         let mut state = self.state();
         if !is_current(&state, org.id, expected) {
@@ -109,7 +119,9 @@ impl OrganizationStore for MemoryStore {
 
     async fn archive(&self, org: &Organization, expected: Revision) -> Result<Archive, StoreError> {
         let OrganizationStatus::Archived { at } = org.status else {
-            return Err(StoreError::Internal("archive needs an archived organization".into()));
+            return Err(StoreError::Internal(
+                "archive needs an archived organization".into(),
+            ));
         };
         let mut state = self.state();
         if !is_current(&state, org.id, expected) {
@@ -138,7 +150,8 @@ impl ApiKeyStore for MemoryStore {
         if !open {
             return Ok(KeyInsert::OrganizationClosed);
         }
-        if state.api_keys.contains_key(&key.id) || state.key_ids_by_handle.contains_key(&key.handle) {
+        if state.api_keys.contains_key(&key.id) || state.key_ids_by_handle.contains_key(&key.handle)
+        {
             return Err(StoreError::Duplicate(format!("API key {}", key.id)));
         }
         state.key_ids_by_handle.insert(key.handle.clone(), key.id);
@@ -150,10 +163,21 @@ impl ApiKeyStore for MemoryStore {
         Ok(self.state().api_keys.get(&id).cloned())
     }
 
-    async fn list(&self, organization: OrganizationId, request: PageRequest) -> Result<Vec<ApiKey>, StoreError> {
+    async fn list(
+        &self,
+        organization: OrganizationId,
+        request: PageRequest,
+    ) -> Result<Vec<ApiKey>, StoreError> {
         let state = self.state();
-        let keys = state.api_keys.values().filter(|key| key.organization_id == organization);
-        Ok(page(keys, |key| (key.created_at, key.id.as_uuid()), request))
+        let keys = state
+            .api_keys
+            .values()
+            .filter(|key| key.organization_id == organization);
+        Ok(page(
+            keys,
+            |key| (key.created_at, key.id.as_uuid()),
+            request,
+        ))
     }
 
     async fn revoke(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError> {
@@ -177,15 +201,25 @@ impl ApiKeyStore for MemoryStore {
         Ok(active as u64)
     }
 
-    async fn find_credentials(&self, handle: &KeyHandle) -> Result<Option<Credentials>, StoreError> {
+    async fn find_credentials(
+        &self,
+        handle: &KeyHandle,
+    ) -> Result<Option<Credentials>, StoreError> {
         let state = self.state();
-        let Some(key) = state.key_ids_by_handle.get(handle).and_then(|id| state.api_keys.get(id)) else {
+        let Some(key) = state
+            .key_ids_by_handle
+            .get(handle)
+            .and_then(|id| state.api_keys.get(id))
+        else {
             return Ok(None);
         };
         let Some(organization) = state.organizations.get(&key.organization_id) else {
             return Ok(None);
         };
-        let parent = organization.parent_id.and_then(|id| state.organizations.get(&id)).cloned();
+        let parent = organization
+            .parent_id
+            .and_then(|id| state.organizations.get(&id))
+            .cloned();
         Ok(Some(Credentials {
             key: key.clone(),
             organization: organization.clone(),

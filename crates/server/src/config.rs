@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "server", version, about = "The partner organizations control plane (HTTP API).")]
+#[command(
+    name = "server",
+    version,
+    about = "The partner organizations control plane (HTTP API)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -37,7 +41,11 @@ pub struct Config {
     #[arg(long, env = "BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
     /// Name of the bootstrap top-level organization.
-    #[arg(long, env = "BOOTSTRAP_ORG_NAME", default_value = "Default organization")]
+    #[arg(
+        long,
+        env = "BOOTSTRAP_ORG_NAME",
+        default_value = "Default organization"
+    )]
     pub bootstrap_org_name: String,
     /// Credits granted once to the bootstrap organization when it is created.
     #[arg(long, env = "BOOTSTRAP_CREDITS", default_value_t = 0)]

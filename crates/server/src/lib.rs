@@ -43,24 +43,30 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let (ports, readiness) = match &config.database_url {
             None => {
-                tracing::warn!("DATABASE_URL is not set: using the embedded in-memory store; nothing persists");
+                tracing::warn!(
+                    "DATABASE_URL is not set: using the embedded in-memory store; nothing persists"
+                );
                 let store = Arc::new(MemoryStore::new());
                 let readiness: Arc<dyn Readiness> = Arc::new(AlwaysReady);
                 (ports(store.clone(), store), readiness)
             }
-            Some(_) => anyhow::bail!("DATABASE_URL is set, but this build has no PostgreSQL store yet"),
+            Some(_) => {
+                anyhow::bail!("DATABASE_URL is set, but this build has no PostgreSQL store yet")
+            }
         };
         let control_plane = ControlPlane::new(ports);
         let generated_admin_key = bootstrap(&control_plane, &config).await?;
 
-        let listener = TcpListener::bind(&config.bind_addr).with_context(|| format!("binding {}", config.bind_addr))?;
+        let listener = TcpListener::bind(&config.bind_addr)
+            .with_context(|| format!("binding {}", config.bind_addr))?;
         let port = listener.local_addr()?.port();
         let state = ApiState {
             control_plane: control_plane.clone(),
             readiness,
         };
-        let mut server = HttpServer::new(move || App::new().configure(adapters_http::configure(state.clone())))
-            .shutdown_timeout(SHUTDOWN_GRACE_SECS);
+        let mut server =
+            HttpServer::new(move || App::new().configure(adapters_http::configure(state.clone())))
+                .shutdown_timeout(SHUTDOWN_GRACE_SECS);
         if let Some(workers) = config.http_workers {
             server = server.workers(workers);
         }
@@ -105,14 +111,19 @@ where
 }
 
 /// Ensures the bootstrap organization and key (API.md §9). Returns a key it generated.
-async fn bootstrap(control_plane: &ControlPlane, config: &Config) -> anyhow::Result<Option<String>> {
+async fn bootstrap(
+    control_plane: &ControlPlane,
+    config: &Config,
+) -> anyhow::Result<Option<String>> {
     if config.bootstrap_admin_key.is_none() && config.database_url.is_some() {
         return Ok(None);
     }
-    let rate_limit_tier: RateLimitTier = config
-        .bootstrap_rate_limit_tier
-        .parse()
-        .map_err(|()| anyhow::anyhow!("BOOTSTRAP_RATE_LIMIT_TIER must be standard, pilot, partner, sandbox or unlimited"))?;
+    let rate_limit_tier: RateLimitTier =
+        config.bootstrap_rate_limit_tier.parse().map_err(|()| {
+            anyhow::anyhow!(
+                "BOOTSTRAP_RATE_LIMIT_TIER must be standard, pilot, partner, sandbox or unlimited"
+            )
+        })?;
     let outcome = control_plane
         .bootstrap(Bootstrap {
             organization_name: config.bootstrap_org_name.clone(),

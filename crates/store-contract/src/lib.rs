@@ -1,0 +1,156 @@
+//! The port-contract suite: every promise of `domain::ports::{OrganizationStore, ApiKeyStore}`,
+//! written once as async cases and run against every store adapter.
+//!
+//! An adapter's test file supplies a factory — an expression evaluating to a future of
+//! [`Stores`], evaluated afresh for every case — and invokes the macro:
+//!
+//! ```ignore
+//! async fn stores() -> store_contract::Stores {
+//!     store_contract::Stores::new(std::sync::Arc::new(MyStore::new()))
+//! }
+//! store_contract::store_contract_tests!(stores());
+//! ```
+//!
+//! That expands into a module `port_contract` with one `#[tokio::test]` per case (the racing
+//! cases on a multi-thread runtime), so the calling crate needs `tokio` (with `macros` and
+//! `rt-multi-thread`) among its dev-dependencies. The cases are also public in [`cases`], for an
+//! adapter that wants to call one directly.
+
+// This crate is test code: a failed expectation should panic with the value that failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod cases;
+pub mod fixtures;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use domain::ports::{ApiKeyStore, OrganizationStore};
+
+/// Both ports of ONE store, plus whatever must live as long as the test (a test database).
+pub struct Stores {
+    pub organizations: Arc<dyn OrganizationStore>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
+    // Declared last: dropped after the ports.
+    _guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Stores {
+    /// Both ports of `store`.
+    pub fn new<S>(store: Arc<S>) -> Self
+    where
+        S: OrganizationStore + ApiKeyStore + 'static,
+    {
+        Self {
+            organizations: store.clone(),
+            api_keys: store,
+            _guard: None,
+        }
+    }
+
+    /// Ports that may come from different instances of one store — e.g. two connection pools on
+    /// one database, standing for two server processes — keeping `guard` alive.
+    pub fn from_parts<G>(
+        organizations: Arc<dyn OrganizationStore>,
+        api_keys: Arc<dyn ApiKeyStore>,
+        guard: G,
+    ) -> Self
+    where
+        G: Send + Sync + 'static,
+    {
+        Self {
+            organizations,
+            api_keys,
+            _guard: Some(Box::new(guard)),
+        }
+    }
+
+    /// Both ports of `store`, keeping `guard` alive until the test ends (e.g. the test database
+    /// the store runs on, which is dropped with it).
+    pub fn with_guard<S, G>(store: Arc<S>, guard: G) -> Self
+    where
+        S: OrganizationStore + ApiKeyStore + 'static,
+        G: Send + Sync + 'static,
+    {
+        Self {
+            _guard: Some(Box::new(guard)),
+            ..Self::new(store)
+        }
+    }
+}
+
+/// Expands into `mod port_contract { … }`: one `#[tokio::test]` per contract case, each on a
+/// fresh store from `$factory` (an expression evaluating to a `Future<Output = Stores>`, written
+/// as it would be at the call site; the module imports `super::*`).
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($factory:expr) => {
+        $crate::__store_contract_cases! {
+            $factory;
+            serial:
+                organization_insert_then_find_round_trips_exactly,
+                organization_find_unknown_is_none,
+                organization_insert_same_id_is_duplicate,
+                list_children_newest_first_ties_by_id_descending,
+                list_children_pages_strictly_after_the_cursor,
+                list_children_only_direct_children,
+                list_children_filters_by_status,
+                list_children_respects_the_limit,
+                update_applies_when_the_revision_matches,
+                update_is_stale_and_writes_nothing_when_the_revision_differs,
+                update_of_an_unknown_organization_is_stale,
+                archive_revokes_every_active_key_at_the_archive_instant,
+                archive_of_a_suspended_organization_without_keys,
+                archive_is_stale_and_writes_nothing_when_the_revision_differs,
+                key_insert_then_find_round_trips_exactly,
+                key_find_unknown_is_none,
+                key_insert_same_id_is_duplicate,
+                key_insert_same_handle_is_duplicate,
+                key_insert_into_an_archived_organization_is_refused,
+                key_insert_into_a_missing_organization_is_refused,
+                key_insert_into_a_suspended_organization_is_accepted,
+                key_list_newest_first_paged_and_only_that_organization,
+                revoke_revokes_an_active_key_at_the_instant,
+                revoke_is_idempotent,
+                revoke_of_an_unknown_key_is_none,
+                count_active_counts_only_active_keys_of_the_organization,
+                find_credentials_of_a_child_key_has_organization_and_parent,
+                find_credentials_of_a_top_level_key_has_no_parent,
+                find_credentials_of_an_unknown_handle_is_none,
+                find_credentials_reads_the_current_state,
+            ;
+            racing:
+                concurrent_updates_from_one_revision_apply_exactly_once,
+                concurrent_archives_from_one_revision_apply_exactly_once,
+                archive_racing_key_inserts_leaves_no_live_key,
+            ;
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_contract_cases {
+    ($factory:expr; serial: $($serial:ident),* $(,)?; racing: $($racing:ident),* $(,)?;) => {
+        mod port_contract {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(
+                #[::tokio::test]
+                async fn $serial() {
+                    let stores: $crate::Stores = $factory.await;
+                    $crate::cases::$serial(&stores).await;
+                }
+            )*
+
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $racing() {
+                    let stores: $crate::Stores = $factory.await;
+                    $crate::cases::$racing(&stores).await;
+                }
+            )*
+        }
+    };
+}

@@ -9,7 +9,7 @@ mod whoami;
 pub use api_keys::{ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, MintedApiKeyDto};
 pub use errors::{ErrorBody, ErrorEnvelope, FieldErrorDto};
 pub use organizations::{
-    ArchivedOrganizationDto, CreateOrganizationBody, CreditConfigDto, OrganizationDto, OrganizationList,
-    OrganizationWithSummaryDto, PatchOrganizationBody, SummaryDto, SuspendBody,
+    ArchivedOrganizationDto, CreateOrganizationBody, CreditConfigDto, OrganizationDto,
+    OrganizationList, OrganizationWithSummaryDto, PatchOrganizationBody, SummaryDto, SuspendBody,
 };
 pub use whoami::WhoamiDto;

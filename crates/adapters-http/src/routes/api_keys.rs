@@ -5,7 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::api_key::Scope;
 
 use super::{api_key_id, organization_id, Caller};
-use crate::dto::{ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, ErrorEnvelope, MintedApiKeyDto};
+use crate::dto::{
+    ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, ErrorEnvelope, MintedApiKeyDto,
+};
 use crate::error::ApiError;
 use crate::query::Query;
 use crate::{body, cursor, ApiState};
@@ -34,7 +36,10 @@ pub async fn create_api_key(
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
     let input: CreateApiKeyBody = body::json(&request, payload).await?;
-    let minted = state.control_plane.mint_api_key(&caller.0, id, input.into()).await?;
+    let minted = state
+        .control_plane
+        .mint_api_key(&caller.0, id, input.into())
+        .await?;
     Ok(HttpResponse::Created().json(MintedApiKeyDto::from(&minted)))
 }
 
@@ -60,7 +65,10 @@ pub async fn list_api_keys(
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
     let page_request = Query::parse(&request, &["limit", "cursor"])?.page(LIST, 25, 100)?;
-    let page = state.control_plane.list_api_keys(&caller.0, id, page_request).await?;
+    let page = state
+        .control_plane
+        .list_api_keys(&caller.0, id, page_request)
+        .await?;
     Ok(HttpResponse::Ok().json(ApiKeyList {
         items: page.items.iter().map(ApiKeyDto::from).collect(),
         next_cursor: page.next_cursor.map(|c| cursor::encode(LIST, c)),
@@ -87,7 +95,10 @@ pub async fn delete_api_key(
     caller.require(Scope::OrgAdmin)?;
     let (org, key) = path.into_inner();
     let (org, key) = (organization_id(&org)?, api_key_id(&key)?);
-    let revoked = state.control_plane.revoke_api_key(&caller.0, org, key).await?;
+    let revoked = state
+        .control_plane
+        .revoke_api_key(&caller.0, org, key)
+        .await?;
     Ok(HttpResponse::Ok().json(DeletedApiKeyDto {
         api_key: ApiKeyDto::from(&revoked),
         deleted: true,

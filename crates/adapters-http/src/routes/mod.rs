@@ -21,7 +21,8 @@ use crate::{gate, ApiState};
 pub(crate) use api_keys::{__path_create_api_key, __path_delete_api_key, __path_list_api_keys};
 pub(crate) use operations::{__path_healthz, __path_readyz};
 pub(crate) use organizations::{
-    __path_archive, __path_create, __path_get, __path_list, __path_resume, __path_suspend, __path_update,
+    __path_archive, __path_create, __path_get, __path_list, __path_resume, __path_suspend,
+    __path_update,
 };
 pub(crate) use whoami::__path_whoami;
 
@@ -45,8 +46,14 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
                     .route(web::patch().to(organizations::update))
                     .route(web::delete().to(organizations::archive)),
             )
-            .service(resource("/v1/organizations/{orgId}/suspend").route(web::post().to(organizations::suspend)))
-            .service(resource("/v1/organizations/{orgId}/resume").route(web::post().to(organizations::resume)))
+            .service(
+                resource("/v1/organizations/{orgId}/suspend")
+                    .route(web::post().to(organizations::suspend)),
+            )
+            .service(
+                resource("/v1/organizations/{orgId}/resume")
+                    .route(web::post().to(organizations::resume)),
+            )
             .service(
                 resource("/v1/organizations/{orgId}/api-keys")
                     .route(web::post().to(api_keys::create_api_key))
@@ -56,13 +63,17 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
                 resource("/v1/organizations/{orgId}/api-keys/{keyId}")
                     .route(web::delete().to(api_keys::delete_api_key)),
             )
-            .default_service(web::to(|| async { Err::<web::Json<()>, _>(ApiError::not_found_route()) })),
+            .default_service(web::to(|| async {
+                Err::<web::Json<()>, _>(ApiError::not_found_route())
+            })),
     );
 }
 
 /// A route whose wrong methods answer `405` in the error envelope.
 fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async { Err::<web::Json<()>, _>(ApiError::method_not_allowed()) }))
+    web::resource(path).default_service(web::to(|| async {
+        Err::<web::Json<()>, _>(ApiError::method_not_allowed())
+    }))
 }
 
 /// The authenticated caller, admitted by the gate.
@@ -81,7 +92,11 @@ impl FromRequest for Caller {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let principal = request.extensions().get::<Principal>().cloned();
-        ready(principal.map(Caller).ok_or_else(|| DomainError::Unauthenticated.into()))
+        ready(
+            principal
+                .map(Caller)
+                .ok_or_else(|| DomainError::Unauthenticated.into()),
+        )
     }
 }
 

@@ -6,8 +6,8 @@ use domain::organization::StatusKind;
 
 use super::{organization_id, Caller};
 use crate::dto::{
-    ArchivedOrganizationDto, CreateOrganizationBody, ErrorEnvelope, OrganizationDto, OrganizationList,
-    OrganizationWithSummaryDto, PatchOrganizationBody, SuspendBody,
+    ArchivedOrganizationDto, CreateOrganizationBody, ErrorEnvelope, OrganizationDto,
+    OrganizationList, OrganizationWithSummaryDto, PatchOrganizationBody, SuspendBody,
 };
 use crate::error::ApiError;
 use crate::query::Query;
@@ -32,7 +32,10 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let input: CreateOrganizationBody = body::json(&request, payload).await?;
-    let org = state.control_plane.create_organization(&caller.0, input.into()).await?;
+    let org = state
+        .control_plane
+        .create_organization(&caller.0, input.into())
+        .await?;
     Ok(HttpResponse::Created().json(OrganizationDto::from(&org)))
 }
 
@@ -48,7 +51,11 @@ pub async fn create(
         (status = 403, description = "FORBIDDEN_SCOPE: needs org:admin", body = ErrorEnvelope),
         (status = 422, description = "VALIDATION: bad status, limit or cursor", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
-pub async fn list(state: web::Data<ApiState>, caller: Caller, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let query = Query::parse(&request, &["status", "limit", "cursor"])?;
     let status = query
@@ -79,7 +86,11 @@ pub async fn list(state: web::Data<ApiState>, caller: Caller, request: HttpReque
         (status = 404, description = "NOT_FOUND: no such org, or not a direct child", body = ErrorEnvelope),
         (status = 422, description = "VALIDATION: malformed orgId", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
-pub async fn get(state: web::Data<ApiState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
     let summary = state.control_plane.get_organization(&caller.0, id).await?;
@@ -108,7 +119,10 @@ pub async fn update(
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
     let patch: PatchOrganizationBody = body::json(&request, payload).await?;
-    let org = state.control_plane.update_organization(&caller.0, id, patch.into()).await?;
+    let org = state
+        .control_plane
+        .update_organization(&caller.0, id, patch.into())
+        .await?;
     Ok(HttpResponse::Ok().json(OrganizationDto::from(&org)))
 }
 
@@ -136,7 +150,10 @@ pub async fn suspend(
     let id = organization_id(&path)?;
     let input: Option<SuspendBody> = body::optional_json(&request, payload).await?;
     let reason = input.and_then(|b| b.reason);
-    let org = state.control_plane.suspend_organization(&caller.0, id, reason).await?;
+    let org = state
+        .control_plane
+        .suspend_organization(&caller.0, id, reason)
+        .await?;
     Ok(HttpResponse::Ok().json(OrganizationDto::from(&org)))
 }
 
@@ -151,10 +168,17 @@ pub async fn suspend(
         (status = 409, description = "CONFLICT: the org is archived, a terminal state", body = ErrorEnvelope),
         (status = 422, description = "VALIDATION: malformed orgId", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
-pub async fn resume(state: web::Data<ApiState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn resume(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
-    let org = state.control_plane.resume_organization(&caller.0, id).await?;
+    let org = state
+        .control_plane
+        .resume_organization(&caller.0, id)
+        .await?;
     Ok(HttpResponse::Ok().json(OrganizationDto::from(&org)))
 }
 
@@ -169,9 +193,16 @@ pub async fn resume(state: web::Data<ApiState>, caller: Caller, path: web::Path<
         (status = 404, description = "NOT_FOUND: no such org, or not a direct child", body = ErrorEnvelope),
         (status = 422, description = "VALIDATION: malformed orgId", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
-pub async fn archive(state: web::Data<ApiState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn archive(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
-    let report = state.control_plane.archive_organization(&caller.0, id).await?;
+    let report = state
+        .control_plane
+        .archive_organization(&caller.0, id)
+        .await?;
     Ok(HttpResponse::Ok().json(ArchivedOrganizationDto::from(&report)))
 }

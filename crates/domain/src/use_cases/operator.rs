@@ -2,6 +2,7 @@
 
 use super::{ControlPlane, MintedKey};
 use crate::api_key::{ApiKey, KeyName, KeyStatus, PresentedKey, RateLimitTier, Scope, Scopes};
+use crate::organization::lifecycle::LifecycleAction;
 use crate::organization::{Metadata, Organization, OrganizationName, OrganizationStatus, Revision};
 use crate::ports::KeyInsert;
 use crate::validation::FieldError;
@@ -24,7 +25,7 @@ pub enum BootstrapOutcome {
     /// minted here (it must then be shown to the operator once).
     Created {
         organization: Organization,
-        key: ApiKey,
+        key: Box<ApiKey>,
         secret: Option<String>,
     },
 }
@@ -41,7 +42,7 @@ impl ControlPlane {
             return Ok(BootstrapOutcome::Created {
                 organization,
                 secret: Some(minted.secret.reveal().to_owned()),
-                key: minted.key,
+                key: Box::new(minted.key),
             });
         };
         let presented = PresentedKey::parse(&raw_key).ok_or_else(|| {
@@ -85,7 +86,7 @@ impl ControlPlane {
         self.insert_operator_key(&key).await?;
         Ok(BootstrapOutcome::Created {
             organization,
-            key,
+            key: Box::new(key),
             secret: None,
         })
     }
@@ -113,6 +114,31 @@ impl ControlPlane {
         };
         self.insert_operator_key(&key).await?;
         Ok((organization, MintedKey { key, secret }))
+    }
+
+    /// The platform-level kill switch: suspends a top-level organization, which cuts off its own
+    /// keys and its children's (API.md §9).
+    pub async fn suspend_top_level(&self, id: OrganizationId) -> Result<Organization, DomainError> {
+        self.change_status(
+            async || self.load_top_level(id).await,
+            LifecycleAction::Suspend,
+        )
+        .await
+    }
+
+    pub async fn resume_top_level(&self, id: OrganizationId) -> Result<Organization, DomainError> {
+        self.change_status(
+            async || self.load_top_level(id).await,
+            LifecycleAction::Resume,
+        )
+        .await
+    }
+
+    async fn load_top_level(&self, id: OrganizationId) -> Result<Organization, DomainError> {
+        let found = self.ports.organizations.find(id).await?;
+        found
+            .filter(Organization::is_top_level)
+            .ok_or(DomainError::NotFound(crate::error::Resource::Organization))
     }
 
     async fn insert_top_level(&self, name: OrganizationName) -> Result<Organization, DomainError> {

@@ -213,8 +213,11 @@ impl ControlPlane {
                 )));
             }
         }
-        self.change_status(principal, id, LifecycleAction::Suspend)
-            .await
+        self.change_status(
+            async || self.load_child(principal, id).await,
+            LifecycleAction::Suspend,
+        )
+        .await
     }
 
     pub async fn resume_organization(
@@ -223,8 +226,11 @@ impl ControlPlane {
         id: OrganizationId,
     ) -> Result<Organization, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
-        self.change_status(principal, id, LifecycleAction::Resume)
-            .await
+        self.change_status(
+            async || self.load_child(principal, id).await,
+            LifecycleAction::Resume,
+        )
+        .await
     }
 
     /// Offboards a child for good: archived, its keys revoked, in one atomic change.
@@ -266,14 +272,15 @@ impl ControlPlane {
         Err(contention())
     }
 
-    async fn change_status(
+    /// Applies a suspend or resume to the organization `load` reads, retrying on fresh state
+    /// when a concurrent writer got there first.
+    pub(super) async fn change_status(
         &self,
-        principal: &Principal,
-        id: OrganizationId,
+        load: impl AsyncFn() -> Result<Organization, DomainError>,
         action: LifecycleAction,
     ) -> Result<Organization, DomainError> {
         for _ in 0..MAX_ATTEMPTS {
-            let current = self.load_child(principal, id).await?;
+            let current = load().await?;
             let now = self.ports.clock.now();
             let Transition::To(status) = decide(&current, action, now)? else {
                 return Ok(current);

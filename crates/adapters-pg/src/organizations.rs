@@ -1,0 +1,150 @@
+//! [`OrganizationStore`] on PostgreSQL.
+
+use async_trait::async_trait;
+use diesel::prelude::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
+};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use domain::organization::{Organization, Revision, StatusKind};
+use domain::pagination::PageRequest;
+use domain::ports::{Archive, OrganizationStore, StoreError, Write};
+use domain::OrganizationId;
+
+use crate::error::from_diesel;
+use crate::rows::{revision_to_db, OrganizationChanges, OrganizationRow};
+use crate::schema::{api_keys, organizations};
+use crate::{sql_limit, PgStore};
+
+#[async_trait]
+impl OrganizationStore for PgStore {
+    async fn insert(&self, org: &Organization) -> Result<(), StoreError> {
+        let row = OrganizationRow::from_domain(org)?;
+        let mut conn = self.conn().await?;
+        diesel::insert_into(organizations::table)
+            .values(&row)
+            .execute(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(from_diesel)
+    }
+
+    async fn find(&self, id: OrganizationId) -> Result<Option<Organization>, StoreError> {
+        let mut conn = self.conn().await?;
+        organizations::table
+            .find(id.as_uuid())
+            .select(OrganizationRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?
+            .map(OrganizationRow::into_domain)
+            .transpose()
+    }
+
+    async fn list_children(
+        &self,
+        parent: OrganizationId,
+        status: Option<StatusKind>,
+        page: PageRequest,
+    ) -> Result<Vec<Organization>, StoreError> {
+        use organizations::dsl;
+        let mut query = organizations::table
+            .filter(dsl::parent_id.eq(parent.as_uuid()))
+            .select(OrganizationRow::as_select())
+            .into_boxed();
+        if let Some(status) = status {
+            query = query.filter(dsl::status.eq(status.as_str()));
+        }
+        if let Some(after) = page.after {
+            // (created_at, id) < (cursor): the `<=` alone is an index range condition on
+            // (parent_id, created_at desc, id desc); the rest only sorts out ties.
+            let at = after.created_at.as_offset_datetime();
+            query = query.filter(
+                dsl::created_at
+                    .le(at)
+                    .and(dsl::created_at.lt(at).or(dsl::id.lt(after.id))),
+            );
+        }
+        let mut conn = self.conn().await?;
+        query
+            .order((dsl::created_at.desc(), dsl::id.desc()))
+            .limit(sql_limit(page.limit))
+            .load(&mut conn)
+            .await
+            .map_err(from_diesel)?
+            .into_iter()
+            .map(OrganizationRow::into_domain)
+            .collect()
+    }
+
+    async fn update(&self, org: &Organization, expected: Revision) -> Result<Write, StoreError> {
+        use organizations::dsl;
+        if org.status.archived_at().is_some() {
+            return Err(StoreError::Internal(
+                "update cannot archive an organization: use archive".to_owned(),
+            ));
+        }
+        let changes = OrganizationChanges::from_domain(org)?;
+        let expected = revision_to_db(expected)?;
+        let mut conn = self.conn().await?;
+        // Compare-and-set in one statement: concurrent writers queue on the row lock, and each
+        // re-checks the revision against the row the previous one committed.
+        let written = diesel::update(
+            organizations::table
+                .filter(dsl::id.eq(org.id.as_uuid()))
+                .filter(dsl::revision.eq(expected)),
+        )
+        .set(&changes)
+        .execute(&mut conn)
+        .await
+        .map_err(from_diesel)?;
+        Ok(if written == 0 {
+            Write::Stale
+        } else {
+            Write::Applied
+        })
+    }
+
+    async fn archive(&self, org: &Organization, expected: Revision) -> Result<Archive, StoreError> {
+        use organizations::dsl;
+        let Some(archived_at) = org.status.archived_at() else {
+            return Err(StoreError::Internal(
+                "archive needs an archived organization".to_owned(),
+            ));
+        };
+        let archived_at = archived_at.as_offset_datetime();
+        let changes = OrganizationChanges::from_domain(org)?;
+        let expected = revision_to_db(expected)?;
+        let id = org.id.as_uuid();
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            // The guarded UPDATE takes the organization's row lock; a concurrent key insert holds
+            // a share lock on that row (see `ApiKeyStore::insert`), so it either committed
+            // before this point (and its key is revoked below) or reads `archived` after us.
+            let written = diesel::update(
+                organizations::table
+                    .filter(dsl::id.eq(id))
+                    .filter(dsl::revision.eq(expected)),
+            )
+            .set(&changes)
+            .execute(conn)
+            .await?;
+            if written == 0 {
+                return Ok(Archive::Stale);
+            }
+            let revoked = diesel::update(
+                api_keys::table
+                    .filter(api_keys::organization_id.eq(id))
+                    .filter(api_keys::revoked_at.is_null()),
+            )
+            .set(api_keys::revoked_at.eq(Some(archived_at)))
+            .execute(conn)
+            .await?;
+            Ok(Archive::Applied {
+                revoked_keys: u64::try_from(revoked).unwrap_or(u64::MAX),
+            })
+        })
+        .await
+        .map_err(from_diesel)
+    }
+}

@@ -1,0 +1,43 @@
+//! The diesel schema: what `migrations/` creates, column for column.
+
+diesel::table! {
+    organizations (id) {
+        id -> Uuid,
+        parent_id -> Nullable<Uuid>,
+        name -> Text,
+        status -> Text,
+        suspended_at -> Nullable<Timestamptz>,
+        archived_at -> Nullable<Timestamptz>,
+        metadata -> Jsonb,
+        billing_email -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        revision -> Int8,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        name -> Text,
+        env -> Text,
+        handle -> Text,
+        secret_hash -> Bytea,
+        scopes -> Array<Text>,
+        rate_limit_tier -> Text,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+// diesel's own bookkeeping table, read by the readiness check.
+diesel::table! {
+    __diesel_schema_migrations (version) {
+        version -> VarChar,
+    }
+}
+
+diesel::joinable!(api_keys -> organizations (organization_id));
+diesel::allow_tables_to_appear_in_same_query!(organizations, api_keys);

@@ -1,0 +1,189 @@
+//! What only the PostgreSQL store can get wrong: reachability and timeouts, the database's own
+//! constraints, rows the domain would not accept, and several processes on one database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapters_pg::testing::{self, TestDatabase};
+use adapters_pg::{run_migrations, PgStore, PoolSettings};
+use domain::ports::{ApiKeyStore, OrganizationStore, StoreError};
+use store_contract::fixtures::{at, child_of, key_of, top_level};
+use store_contract::{cases, Stores};
+
+fn quick_settings() -> PoolSettings {
+    PoolSettings {
+        max_size: 2,
+        wait_timeout: Duration::from_secs(1),
+        create_timeout: Duration::from_secs(1),
+        recycle_timeout: Duration::from_secs(1),
+    }
+}
+
+/// A TCP port on which nothing listens.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_unavailable_within_seconds() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/nothing", closed_port());
+    let started = Instant::now();
+    let refused = PgStore::connect(&url, quick_settings()).await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+
+    let lazy = PgStore::connect_lazy(&url, quick_settings()).unwrap();
+    let found = OrganizationStore::find(&lazy, store_contract::fixtures::organization_id()).await;
+    assert!(
+        matches!(found, Err(StoreError::Unavailable(_))),
+        "{found:?}"
+    );
+    assert!(!lazy.is_ready().await);
+
+    let migrated = run_migrations(&url).await;
+    assert!(
+        matches!(migrated, Err(StoreError::Unavailable(_))),
+        "{migrated:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A server that accepts connections and never answers: the create timeout, not a hang.
+#[tokio::test]
+async fn a_silent_database_is_unavailable_after_the_create_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let url = format!("postgres://postgres@127.0.0.1:{port}/nothing");
+    let store = PgStore::connect_lazy(&url, quick_settings()).unwrap();
+    let started = Instant::now();
+    let count = store
+        .count_active(store_contract::fixtures::organization_id())
+        .await;
+    assert!(
+        matches!(count, Err(StoreError::Unavailable(_))),
+        "{count:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    silent.abort();
+}
+
+#[tokio::test]
+async fn a_pool_smaller_than_two_is_refused() {
+    let settings = PoolSettings {
+        max_size: 1,
+        ..PoolSettings::default()
+    };
+    assert!(PoolSettings::default().max_size >= PoolSettings::MIN_SIZE);
+    let refused = PgStore::connect_lazy(&testing::admin_url(), settings);
+    assert!(
+        matches!(refused, Err(StoreError::Internal(_))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_migrated_database_is_ready() {
+    let database = TestDatabase::create().await.unwrap();
+    assert!(database.store().is_ready().await);
+}
+
+/// One level deep, enforced by the database too: a grandchild is refused (as `Internal`: the
+/// domain never asks for one), and so is a child of a missing parent.
+#[tokio::test]
+async fn the_database_refuses_grandchildren_and_orphans() {
+    let database = TestDatabase::create().await.unwrap();
+    let store = database.store();
+    let parent = top_level(at(0));
+    let child = child_of(&parent, at(1));
+    OrganizationStore::insert(&store, &parent).await.unwrap();
+    OrganizationStore::insert(&store, &child).await.unwrap();
+    let grandchild = child_of(&child, at(2));
+    let refused = OrganizationStore::insert(&store, &grandchild).await;
+    assert!(
+        matches!(refused, Err(StoreError::Internal(_))),
+        "{refused:?}"
+    );
+    let orphan = child_of(&top_level(at(3)), at(4));
+    let refused = OrganizationStore::insert(&store, &orphan).await;
+    assert!(
+        matches!(refused, Err(StoreError::Internal(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        OrganizationStore::find(&store, grandchild.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        OrganizationStore::find(&store, orphan.id).await.unwrap(),
+        None
+    );
+}
+
+/// A row the domain would not accept (written by hand, say) is an `Internal` error, not a panic
+/// and not a made-up value.
+#[tokio::test]
+async fn rows_the_domain_rejects_are_internal_errors() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let database = TestDatabase::create().await.unwrap();
+    let store = database.store();
+    let org = top_level(at(0));
+    OrganizationStore::insert(&store, &org).await.unwrap();
+    let key = key_of(&org, at(1));
+    ApiKeyStore::insert(&store, &key).await.unwrap();
+    let mut conn = AsyncPgConnection::establish(database.url()).await.unwrap();
+    conn.batch_execute(&format!(
+        "UPDATE api_keys SET scopes = ARRAY['credits:read', 'root:everything'] WHERE id = '{}'",
+        key.id.as_uuid()
+    ))
+    .await
+    .unwrap();
+    let found = ApiKeyStore::find(&store, key.id).await;
+    assert!(matches!(found, Err(StoreError::Internal(_))), "{found:?}");
+    let credentials = store.find_credentials(&key.handle).await;
+    assert!(
+        matches!(credentials, Err(StoreError::Internal(_))),
+        "{credentials:?}"
+    );
+}
+
+/// Two pools on one database stand for two server processes: the racing contract cases hold
+/// across them too.
+async fn two_processes() -> Stores {
+    let database = TestDatabase::create().await.unwrap();
+    let first = database.store();
+    let second = PgStore::connect(database.url(), testing::test_pool_settings())
+        .await
+        .unwrap();
+    Stores::from_parts(Arc::new(first), Arc::new(second), database)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn archive_racing_key_inserts_from_another_process() {
+    cases::archive_racing_key_inserts_leaves_no_live_key(&two_processes().await).await;
+}
+
+#[tokio::test]
+async fn another_process_sees_a_suspension_at_once() {
+    cases::find_credentials_reads_the_current_state(&two_processes().await).await;
+}

@@ -1,0 +1,156 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::store_tests;
+use crate::support::TestApp;
+
+store_tests!(
+    every_bad_key_gets_the_same_401,
+    wrong_methods_and_unknown_routes_have_envelopes,
+    bodies_are_bounded_and_validated,
+    malformed_ids_name_the_parameter,
+);
+
+async fn every_bad_key_gets_the_same_401(app: TestApp) {
+    let child = app.create_child("Acme").await;
+    let (_, good) = app.mint_key(&child, &["*"]).await;
+    let wrong_secret = format!(
+        "{}{}",
+        &good[..good.len() - 1],
+        if good.ends_with('A') { 'B' } else { 'A' }
+    );
+    let wrong_env = good.replacen("lp_live_", "lp_test_", 1);
+    let unknown = "lp_live_ABCDEFGHJKMNPQRS_0123456789012345678901234567890123456789012";
+    let mut messages = Vec::new();
+    for key in [wrong_secret.as_str(), &wrong_env, unknown, "garbage", ""] {
+        let response = app.get("/v1/whoami", key).await;
+        response.assert_error(401, "UNAUTHENTICATED");
+        messages.push(response.body["error"]["message"].clone());
+    }
+    let no_header = app.request(Method::GET, "/v1/whoami", None, None).await;
+    no_header.assert_error(401, "UNAUTHENTICATED");
+    messages.push(no_header.body["error"]["message"].clone());
+    let client = reqwest::Client::new();
+    let basic = client
+        .get(format!("{}/v1/whoami", app.base))
+        .basic_auth("user", Some(&good))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401, "only the Bearer scheme is accepted");
+    messages.dedup();
+    assert_eq!(
+        messages.len(),
+        1,
+        "one message for every kind of bad key: {messages:?}"
+    );
+    // Unknown routes need a key too: authentication is the first check.
+    app.request(Method::GET, "/v1/nothing-here", None, None)
+        .await
+        .assert_error(401, "UNAUTHENTICATED");
+}
+
+async fn wrong_methods_and_unknown_routes_have_envelopes(app: TestApp) {
+    let child = app.create_child("Acme").await;
+    for (method, path) in [
+        (Method::PUT, format!("/v1/organizations/{child}")),
+        (Method::GET, format!("/v1/organizations/{child}/suspend")),
+        (Method::DELETE, "/v1/organizations".to_owned()),
+        (Method::POST, "/v1/whoami".to_owned()),
+    ] {
+        app.request(method, &path, Some(&app.admin_key), None)
+            .await
+            .assert_error(405, "METHOD_NOT_ALLOWED");
+    }
+    for path in [
+        "/v1/nothing",
+        "/v2/organizations",
+        "/v1/organizations/x/y/z",
+    ] {
+        app.get(path, &app.admin_key)
+            .await
+            .assert_error(404, "NOT_FOUND");
+    }
+}
+
+async fn bodies_are_bounded_and_validated(app: TestApp) {
+    let big = json!({"name": "x", "metadata": {"k": "v".repeat(70 * 1024)}});
+    app.post("/v1/organizations", &app.admin_key, big)
+        .await
+        .assert_error(413, "PAYLOAD_TOO_LARGE");
+
+    let client = reqwest::Client::new();
+    let not_json = client
+        .post(format!("{}/v1/organizations", app.base))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 422);
+    let body: serde_json::Value = not_json.json().await.unwrap();
+    assert_eq!(body["error"]["details"]["fields"][0]["field"], "body");
+
+    for (body, field) in [
+        (json!({}), "name"),
+        (json!({"name": "   "}), "name"),
+        (json!({"name": "x".repeat(129)}), "name"),
+        (json!({"name": "x", "metadata": {"k": 1}}), "metadata.k"),
+        (
+            json!({"name": "x", "metadata": {"k": "v".repeat(501)}}),
+            "metadata.k",
+        ),
+        (json!({"name": "x", "billingEmail": "nope"}), "billingEmail"),
+        (
+            json!({"name": "x", "parentOrganizationId": null}),
+            "parentOrganizationId",
+        ),
+        (json!(["name"]), "body"),
+    ] {
+        let refused = app
+            .post("/v1/organizations", &app.admin_key, body.clone())
+            .await;
+        assert_eq!(
+            refused.assert_error(422, "VALIDATION")["fields"][0]["field"],
+            field,
+            "{body}"
+        );
+    }
+    let empty = app.post_empty("/v1/organizations", &app.admin_key).await;
+    assert_eq!(
+        empty.assert_error(422, "VALIDATION")["fields"][0]["field"],
+        "body"
+    );
+    // Nothing was created by any of it.
+    let listed = app.get("/v1/organizations", &app.admin_key).await;
+    assert_eq!(listed.assert_ok(200)["items"], json!([]));
+}
+
+async fn malformed_ids_name_the_parameter(app: TestApp) {
+    let child = app.create_child("Acme").await;
+    let key_shaped = child.replacen("org_", "key_", 1);
+    for bad in [
+        "nope",
+        "org_123",
+        key_shaped.as_str(),
+        "org_d4e5f6a78b9c4d0e9f2a3b4c5d6e7f80",
+    ] {
+        for response in [
+            app.get(&format!("/v1/organizations/{bad}"), &app.admin_key)
+                .await,
+            app.post_empty(&format!("/v1/organizations/{bad}/suspend"), &app.admin_key)
+                .await,
+            app.post_empty(&format!("/v1/organizations/{bad}/resume"), &app.admin_key)
+                .await,
+            app.delete(&format!("/v1/organizations/{bad}"), &app.admin_key)
+                .await,
+        ] {
+            assert_eq!(
+                response.assert_error(422, "VALIDATION")["fields"][0]["field"],
+                "orgId",
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The HTTP API suite: a real server on a random port, driven over HTTP with reqwest. Every test
+//! runs once per store (see `store_tests!`), each on a fresh store of its own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod api_keys;
+mod errors;
+mod kill_switch;
+mod organizations;
+mod pagination;

@@ -1,0 +1,236 @@
+//! Spawning a server for one test, and a small HTTP client for it.
+
+use std::sync::OnceLock;
+
+use domain::api_key::RateLimitTier;
+use domain::organization::OrganizationName;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use server::{Application, Config};
+
+/// Generates, for each listed test function `async fn name(app: TestApp)`, one `#[tokio::test]`
+/// per store.
+#[macro_export]
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::TestApp::spawn($crate::support::Store::Memory).await).await
+                }
+            )*
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Store {
+    Memory,
+}
+
+pub struct TestApp {
+    pub base: String,
+    /// The bootstrap partner's admin key (scopes `*` and `org:admin`).
+    pub admin_key: String,
+    pub admin_org: String,
+    control_plane: domain::use_cases::ControlPlane,
+    client: reqwest::Client,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    /// Asserts an error envelope with this status and code, and returns its `details`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        let error = &self.body["error"];
+        assert_eq!(error["code"], code, "{}", self.body);
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(error["details"].is_object());
+        let header = self.headers.get("x-request-id").unwrap().to_str().unwrap();
+        assert_eq!(error["requestId"], header);
+        &error["details"]
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        &self.body
+    }
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| server::telemetry::init(server::config::LogFormat::Text));
+}
+
+impl TestApp {
+    pub async fn spawn(store: Store) -> TestApp {
+        init_logs();
+        let config = match store {
+            Store::Memory => Config {
+                http_workers: Some(2),
+                ..Config::embedded()
+            },
+        };
+        let app = Application::build(config).await.expect("the server starts");
+        let admin_key = app
+            .generated_admin_key()
+            .expect("a generated admin key")
+            .to_owned();
+        let control_plane = app.control_plane().clone();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let mut test_app = TestApp {
+            base,
+            admin_key,
+            admin_org: String::new(),
+            control_plane,
+            client: reqwest::Client::new(),
+        };
+        let whoami = test_app
+            .get("/v1/whoami", &test_app.admin_key.clone())
+            .await;
+        test_app.admin_org = whoami.body["organizationId"].as_str().unwrap().to_owned();
+        test_app
+    }
+
+    /// Another top-level partner organization, as the operator would create it: (org id, admin key).
+    pub async fn new_partner(&self, name: &str) -> (String, String) {
+        let (org, minted) = self
+            .control_plane
+            .create_top_level(
+                OrganizationName::parse(name).unwrap(),
+                RateLimitTier::Partner,
+            )
+            .await
+            .unwrap();
+        (org.id.to_string(), minted.secret.reveal().to_owned())
+    }
+
+    /// The operator's platform-level kill switch on a top-level organization.
+    pub async fn suspend_top_level(&self, org: &str) {
+        let id = domain::OrganizationId::parse(org).unwrap();
+        self.control_plane.suspend_top_level(id).await.unwrap();
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        assert!(
+            headers.contains_key("x-request-id"),
+            "every response carries X-Request-Id"
+        );
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Response {
+        self.request(Method::GET, path, Some(key), None).await
+    }
+
+    /// A POST with no body and no Content-Type, as `curl -X POST` sends it.
+    pub async fn post_empty(&self, path: &str, key: &str) -> Response {
+        self.request(Method::POST, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(key), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> Response {
+        self.request(Method::PATCH, path, Some(key), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Response {
+        self.request(Method::DELETE, path, Some(key), None).await
+    }
+
+    /// Creates a child of the bootstrap partner; returns its id.
+    pub async fn create_child(&self, name: &str) -> String {
+        self.create_child_of(&self.admin_key, name).await
+    }
+
+    pub async fn create_child_of(&self, parent_key: &str, name: &str) -> String {
+        let response = self
+            .post("/v1/organizations", parent_key, json!({"name": name}))
+            .await;
+        response.assert_ok(201)["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Mints a key for a child of the bootstrap partner; returns (key id, secret).
+    pub async fn mint_key(&self, org: &str, scopes: &[&str]) -> (String, String) {
+        let response = self
+            .post(
+                &format!("/v1/organizations/{org}/api-keys"),
+                &self.admin_key,
+                json!({"name": "k", "scopes": scopes}),
+            )
+            .await;
+        let body = response.assert_ok(201);
+        (
+            body["apiKey"]["id"].as_str().unwrap().to_owned(),
+            body["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// `2026-06-01T14:30:00.000000+00:00`
+#[track_caller]
+pub fn assert_org_time(value: &Value) {
+    let s = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a timestamp: {value}"));
+    let ok = s.len() == 32
+        && s.ends_with("+00:00")
+        && s.as_bytes()[10] == b'T'
+        && s.as_bytes()[19] == b'.'
+        && s[20..26].bytes().all(|b| b.is_ascii_digit());
+    assert!(ok, "not in the organization format: {s}");
+}
+
+/// `2026-06-03T18:14:02.187Z`
+#[track_caller]
+pub fn assert_z_time(value: &Value) {
+    let s = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a timestamp: {value}"));
+    let ok = s.len() == 24
+        && s.ends_with('Z')
+        && s.as_bytes()[19] == b'.'
+        && s[20..23].bytes().all(|b| b.is_ascii_digit());
+    assert!(ok, "not in the Z format: {s}");
+}
