@@ -187,3 +187,40 @@ async fn archive_racing_key_inserts_from_another_process() {
 async fn another_process_sees_a_suspension_at_once() {
     cases::find_credentials_reads_the_current_state(&two_processes().await).await;
 }
+
+/// Connections the server closed (a restart, a failover, an operator's pg_terminate_backend) are
+/// replaced by the pool's check before they are handed out: the next request does not fail.
+#[tokio::test]
+async fn connections_closed_by_the_server_are_replaced() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let database = TestDatabase::create().await.unwrap();
+    let store = database.store();
+    let org = top_level(at(0));
+    OrganizationStore::insert(&store, &org).await.unwrap();
+    // Warm the pool with a couple of connections.
+    let (a, b) = tokio::join!(
+        OrganizationStore::find(&store, org.id),
+        store.count_active(org.id)
+    );
+    a.unwrap();
+    b.unwrap();
+
+    let mut admin = AsyncPgConnection::establish(&testing::admin_url())
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            database.name()
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    assert_eq!(
+        OrganizationStore::find(&store, org.id).await.unwrap(),
+        Some(org.clone())
+    );
+    assert_eq!(store.count_active(org.id).await.unwrap(), 0);
+    assert!(store.is_ready().await);
+}
