@@ -12,12 +12,17 @@
 #
 # Environment: PGTEST_PORT (5432), PGTEST_DIR (the repo's .pgtest/, or /tmp/pgtest-cluster when
 # run as root, since the postgres user may not be able to enter the work tree), PG_BIN
-# (/usr/lib/postgresql/15/bin).
+# (/usr/lib/postgresql/15/bin, else the newest installed).
 set -Eeuo pipefail
 
 port="${PGTEST_PORT:-5432}"
 host=127.0.0.1
+# PostgreSQL 15 by default; else the newest installed version.
 bin="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+if [[ -z ${PG_BIN:-} && ! -x $bin/initdb ]]; then
+    newest="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+    [[ -n $newest ]] && bin="$newest"
+fi
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ $(id -u) -eq 0 ]]; then
     base="${PGTEST_DIR:-/tmp/pgtest-cluster}"
