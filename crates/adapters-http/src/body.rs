@@ -137,7 +137,10 @@ mod tests {
 
     fn field_of(body: &str) -> String {
         let error = parse::<Sample>(body.as_bytes()).unwrap_err();
-        error.details()["fields"][0]["field"].as_str().unwrap().to_owned()
+        error.details()["fields"][0]["field"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     #[test]

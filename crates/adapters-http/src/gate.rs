@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, ResponseError};
 use domain::policy::Principal;
@@ -53,6 +53,11 @@ async fn admit_and_serve(
         // middleware inside this one, and there is none.
         Ok(()) => next.call(request).await?.map_into_boxed_body(),
     };
+    // The contract's media type names its charset (API.md §1.1); actix writes the bare one.
+    let headers = response.headers_mut();
+    if headers.get(CONTENT_TYPE).is_some_and(|v| v == "application/json") {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
             .headers_mut()

@@ -37,7 +37,7 @@ async fn the_seed_example_answers_as_the_seed_shows(app: TestApp) {
             .unwrap()
             .to_str()
             .unwrap(),
-        "application/json"
+        "application/json; charset=utf-8"
     );
     let keys: Vec<&str> = org
         .as_object()
