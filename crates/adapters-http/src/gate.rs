@@ -55,8 +55,14 @@ async fn admit_and_serve(
     };
     // The contract's media type names its charset (API.md §1.1); actix writes the bare one.
     let headers = response.headers_mut();
-    if headers.get(CONTENT_TYPE).is_some_and(|v| v == "application/json") {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    if headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json")
+    {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
