@@ -17,8 +17,30 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API (the default).
+    /// Serve the HTTP API (the default). With DATABASE_URL, applies pending migrations first.
     Serve,
+    /// Apply pending database migrations (needs DATABASE_URL), then exit.
+    Migrate,
+    /// Create a top-level organization and print its first admin key (needs DATABASE_URL).
+    CreateOrganization {
+        /// The organization's name.
+        #[arg(long)]
+        name: String,
+        /// Rate-limit tier of its admin key.
+        #[arg(long, default_value = "partner")]
+        rate_limit_tier: String,
+    },
+    /// The platform-level kill switch: suspend a top-level organization, cutting off its keys and
+    /// its children's keys (needs DATABASE_URL).
+    SuspendOrganization {
+        /// The top-level organization's id.
+        id: String,
+    },
+    /// Resume a suspended top-level organization (needs DATABASE_URL).
+    ResumeOrganization {
+        /// The top-level organization's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -26,6 +48,9 @@ pub struct Config {
     /// PostgreSQL URL. Unset: the embedded in-memory store (nothing persists).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Most PostgreSQL connections each server process holds open.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10)]
+    pub database_pool_size: usize,
     /// Address to listen on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: String,
@@ -69,6 +94,7 @@ impl Config {
     pub fn embedded() -> Self {
         Self {
             database_url: None,
+            database_pool_size: 10,
             bind_addr: "127.0.0.1:0".to_owned(),
             log_format: LogFormat::Text,
             webhooks_allow_private_urls: false,

@@ -2,6 +2,7 @@
 //! Everything it does is wiring; behaviour lives in the domain and the adapters.
 
 pub mod config;
+pub mod operator;
 pub mod system;
 pub mod telemetry;
 
@@ -12,6 +13,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use adapters_http::{ApiState, Readiness};
 use adapters_memory::MemoryStore;
+use adapters_pg::{PgStore, PoolSettings};
 use anyhow::Context;
 use domain::api_key::RateLimitTier;
 use domain::use_cases::{Bootstrap, BootstrapOutcome, ControlPlane, Ports};
@@ -29,6 +31,7 @@ pub struct Application {
     generated_admin_key: Option<String>,
 }
 
+/// The embedded store lives in the process: it is ready whenever the process is.
 struct AlwaysReady;
 
 #[async_trait::async_trait]
@@ -38,23 +41,51 @@ impl Readiness for AlwaysReady {
     }
 }
 
+/// PostgreSQL is ready when it answers and every migration is applied.
+struct PgReadiness(PgStore);
+
+#[async_trait::async_trait]
+impl Readiness for PgReadiness {
+    async fn is_ready(&self) -> bool {
+        self.0.is_ready().await
+    }
+}
+
+/// The control plane on the store the configuration names, and how to tell it is ready.
+pub async fn wire(config: &Config) -> anyhow::Result<(ControlPlane, Arc<dyn Readiness>)> {
+    match &config.database_url {
+        None => {
+            tracing::warn!(
+                "DATABASE_URL is not set: using the embedded in-memory store; nothing persists"
+            );
+            let store = Arc::new(MemoryStore::new());
+            Ok((
+                ControlPlane::new(ports(store.clone(), store)),
+                Arc::new(AlwaysReady),
+            ))
+        }
+        Some(url) => {
+            adapters_pg::run_migrations(url)
+                .await
+                .context("applying the database migrations")?;
+            let settings = PoolSettings {
+                max_size: config.database_pool_size,
+                ..PoolSettings::default()
+            };
+            // Lazy: a database that goes away later is reported by /readyz and answered with
+            // 503 UNAVAILABLE, and the pool reconnects by itself when it returns.
+            let store = PgStore::connect_lazy(url, settings).context("configuring the pool")?;
+            let readiness = Arc::new(PgReadiness(store.clone()));
+            let store = Arc::new(store);
+            Ok((ControlPlane::new(ports(store.clone(), store)), readiness))
+        }
+    }
+}
+
 impl Application {
     /// Wires the store, bootstraps, and binds the listener (port 0 picks a free one).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let (ports, readiness) = match &config.database_url {
-            None => {
-                tracing::warn!(
-                    "DATABASE_URL is not set: using the embedded in-memory store; nothing persists"
-                );
-                let store = Arc::new(MemoryStore::new());
-                let readiness: Arc<dyn Readiness> = Arc::new(AlwaysReady);
-                (ports(store.clone(), store), readiness)
-            }
-            Some(_) => {
-                anyhow::bail!("DATABASE_URL is set, but this build has no PostgreSQL store yet")
-            }
-        };
-        let control_plane = ControlPlane::new(ports);
+        let (control_plane, readiness) = wire(&config).await?;
         let generated_admin_key = bootstrap(&control_plane, &config).await?;
 
         let listener = TcpListener::bind(&config.bind_addr)

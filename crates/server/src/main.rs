@@ -15,6 +15,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(addr = %cli.config.bind_addr, port = app.port(), "listening");
             app.run_until_stopped().await?;
         }
+        operator_command => server::operator::run(operator_command, &cli.config).await?,
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 
 use std::sync::OnceLock;
 
-use domain::api_key::RateLimitTier;
+use adapters_pg::testing::TestDatabase;
+use domain::api_key::{KeyEnv, MintedSecret, RateLimitTier};
 use domain::organization::OrganizationName;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -21,12 +22,22 @@ macro_rules! store_tests {
                 }
             )*
         }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::TestApp::spawn($crate::support::Store::Postgres).await).await
+                }
+            )*
+        }
     };
 }
 
 #[derive(Debug, Clone, Copy)]
 pub enum Store {
     Memory,
+    /// A fresh PostgreSQL database of the test's own.
+    Postgres,
 }
 
 pub struct TestApp {
@@ -36,6 +47,8 @@ pub struct TestApp {
     pub admin_org: String,
     control_plane: domain::use_cases::ControlPlane,
     client: reqwest::Client,
+    /// Keeps the test's database alive as long as the test; dropping it drops the database.
+    _database: Option<TestDatabase>,
 }
 
 pub struct Response {
@@ -73,17 +86,30 @@ fn init_logs() {
 impl TestApp {
     pub async fn spawn(store: Store) -> TestApp {
         init_logs();
-        let config = match store {
-            Store::Memory => Config {
-                http_workers: Some(2),
-                ..Config::embedded()
-            },
+        let mut config = Config {
+            http_workers: Some(2),
+            ..Config::embedded()
         };
-        let app = Application::build(config).await.expect("the server starts");
-        let admin_key = app
-            .generated_admin_key()
-            .expect("a generated admin key")
-            .to_owned();
+        let database = match store {
+            Store::Memory => None,
+            Store::Postgres => {
+                let database = TestDatabase::create().await.expect("a test database");
+                config.database_url = Some(database.url().to_owned());
+                config.bootstrap_admin_key = Some(random_key());
+                config.database_pool_size = 4;
+                Some(database)
+            }
+        };
+        let app = Application::build(config.clone())
+            .await
+            .expect("the server starts");
+        let admin_key = match &config.bootstrap_admin_key {
+            Some(key) => key.clone(),
+            None => app
+                .generated_admin_key()
+                .expect("a generated admin key")
+                .to_owned(),
+        };
         let control_plane = app.control_plane().clone();
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
@@ -93,6 +119,7 @@ impl TestApp {
             admin_org: String::new(),
             control_plane,
             client: reqwest::Client::new(),
+            _database: database,
         };
         let whoami = test_app
             .get("/v1/whoami", &test_app.admin_key.clone())
@@ -206,6 +233,17 @@ impl TestApp {
             body["secret"].as_str().unwrap().to_owned(),
         )
     }
+}
+
+/// A fresh key string in the contract's format, as an operator would choose one.
+pub fn random_key() -> String {
+    let handle: [u8; 10] = uuid::Uuid::new_v4().as_bytes()[..10].try_into().unwrap();
+    let mut secret = [0u8; 32];
+    secret[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    secret[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    MintedSecret::new(KeyEnv::Live, handle, secret)
+        .reveal()
+        .to_owned()
 }
 
 /// `2026-06-01T14:30:00.000000+00:00`
