@@ -1,12 +1,16 @@
 //! What the operator — whoever runs the server — does outside the API (API.md §9).
 
 use super::{ControlPlane, MintedKey};
-use crate::api_key::{ApiKey, KeyName, KeyStatus, PresentedKey, RateLimitTier, Scope, Scopes};
+use crate::api_key::{
+    ApiKey, KeyName, KeyStatus, PresentedKey, RateLimitTier, Scope, Scopes, SecretHash,
+};
 use crate::organization::lifecycle::LifecycleAction;
 use crate::organization::{Metadata, Organization, OrganizationName, OrganizationStatus, Revision};
 use crate::ports::KeyInsert;
+use crate::ports::StoreError;
 use crate::validation::FieldError;
 use crate::{ApiKeyId, DomainError, OrganizationId};
+use sha2::{Digest, Sha256};
 
 /// Start-up bootstrap: a top-level organization holding an admin key.
 #[derive(Debug, Clone)]
@@ -51,44 +55,82 @@ impl ControlPlane {
                 "must be a key of the form lp_<live|test>_<16 base32 characters>_<43 base64url characters>",
             ))
         })?;
-        if let Some(existing) = self
-            .ports
-            .api_keys
-            .find_credentials(&presented.handle)
-            .await?
-        {
-            if existing.key.env != presented.env
-                || !existing.key.secret_hash.matches(presented.secret())
-            {
-                return Err(DomainError::validation(FieldError::new(
-                    "BOOTSTRAP_ADMIN_KEY",
-                    "its handle belongs to another key",
-                )));
-            }
-            return Ok(BootstrapOutcome::AlreadyInstalled {
-                organization: existing.organization,
-            });
+        if let Some(organization) = self.installed_bootstrap(&presented).await? {
+            return Ok(BootstrapOutcome::AlreadyInstalled { organization });
         }
-        let organization = self.insert_top_level(name).await?;
+        // Several processes may start at once with the same key. The organization's and the
+        // key's ids are derived from the key's handle, so they all write the same rows: the
+        // first write wins, the others find it installed, and no orphan organization is left.
+        let now = self.ports.clock.now();
+        let organization = Organization {
+            id: OrganizationId::from_uuid(derived_uuid("bootstrap organization", &presented)),
+            parent_id: None,
+            name,
+            status: OrganizationStatus::Active,
+            metadata: Metadata::default(),
+            billing_email: None,
+            created_at: now,
+            updated_at: now,
+            revision: Revision::INITIAL,
+        };
+        match self.ports.organizations.insert(&organization).await {
+            Ok(()) | Err(StoreError::Duplicate(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
         let key = ApiKey {
-            id: ApiKeyId::from_uuid(self.new_uuid()),
+            id: ApiKeyId::from_uuid(derived_uuid("bootstrap key", &presented)),
             organization_id: organization.id,
             name: KeyName::parse("bootstrap admin key").map_err(DomainError::validation)?,
             env: presented.env,
             handle: presented.handle.clone(),
-            secret_hash: crate::api_key::SecretHash::of(presented.secret()),
+            secret_hash: SecretHash::of(presented.secret()),
             scopes: Scopes::new(ADMIN_SCOPES),
             rate_limit_tier: request.rate_limit_tier,
             status: KeyStatus::Active,
-            created_at: organization.created_at,
+            created_at: now,
             last_used_at: None,
         };
-        self.insert_operator_key(&key).await?;
-        Ok(BootstrapOutcome::Created {
-            organization,
-            key: Box::new(key),
-            secret: None,
-        })
+        match self.insert_operator_key(&key).await {
+            Ok(()) => {
+                let stored = self.ports.organizations.find(organization.id).await?;
+                Ok(BootstrapOutcome::Created {
+                    organization: stored.unwrap_or(organization),
+                    key: Box::new(key),
+                    secret: None,
+                })
+            }
+            Err(DomainError::Store(StoreError::Duplicate(what))) => {
+                match self.installed_bootstrap(&presented).await? {
+                    Some(organization) => Ok(BootstrapOutcome::AlreadyInstalled { organization }),
+                    None => Err(StoreError::Duplicate(what).into()),
+                }
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The organization holding the bootstrap key, if that exact key is installed.
+    async fn installed_bootstrap(
+        &self,
+        presented: &PresentedKey,
+    ) -> Result<Option<Organization>, DomainError> {
+        let Some(existing) = self
+            .ports
+            .api_keys
+            .find_credentials(&presented.handle)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if existing.key.env != presented.env
+            || !existing.key.secret_hash.matches(presented.secret())
+        {
+            return Err(DomainError::validation(FieldError::new(
+                "BOOTSTRAP_ADMIN_KEY",
+                "its handle belongs to another key",
+            )));
+        }
+        Ok(Some(existing.organization))
     }
 
     /// Creates a top-level organization and mints its first admin key.
@@ -168,4 +210,12 @@ impl ControlPlane {
             }
         }
     }
+}
+
+/// A v4-shaped UUID determined by the bootstrap key's handle and a purpose.
+fn derived_uuid(purpose: &str, key: &PresentedKey) -> uuid::Uuid {
+    let digest = Sha256::digest(format!("{purpose}:{}", key.handle.as_str()));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }

@@ -6,7 +6,9 @@
 mod support;
 
 mod api_keys;
+mod cross_process;
 mod errors;
 mod kill_switch;
 mod organizations;
 mod pagination;
+mod processes;

@@ -48,7 +48,7 @@ pub struct TestApp {
     control_plane: domain::use_cases::ControlPlane,
     client: reqwest::Client,
     /// Keeps the test's database alive as long as the test; dropping it drops the database.
-    _database: Option<TestDatabase>,
+    database: Option<TestDatabase>,
 }
 
 pub struct Response {
@@ -85,7 +85,6 @@ fn init_logs() {
 
 impl TestApp {
     pub async fn spawn(store: Store) -> TestApp {
-        init_logs();
         let mut config = Config {
             http_workers: Some(2),
             ..Config::embedded()
@@ -100,6 +99,14 @@ impl TestApp {
                 Some(database)
             }
         };
+        let mut app = Self::start(config).await;
+        app.database = database;
+        app
+    }
+
+    /// A server on `config`, whose store outlives it (another server's database, say).
+    pub async fn start(config: Config) -> TestApp {
+        init_logs();
         let app = Application::build(config.clone())
             .await
             .expect("the server starts");
@@ -119,13 +126,18 @@ impl TestApp {
             admin_org: String::new(),
             control_plane,
             client: reqwest::Client::new(),
-            _database: database,
+            database: None,
         };
         let whoami = test_app
             .get("/v1/whoami", &test_app.admin_key.clone())
             .await;
         test_app.admin_org = whoami.body["organizationId"].as_str().unwrap().to_owned();
         test_app
+    }
+
+    /// The URL of this test's PostgreSQL database (`None` on the embedded store).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.as_ref().map(TestDatabase::url)
     }
 
     /// Another top-level partner organization, as the operator would create it: (org id, admin key).

@@ -1,0 +1,152 @@
+//! API.md §3 "Immediacy": once suspend has answered, no request by the child's keys is admitted on
+//! any server process sharing the store — and once resume has answered, the next one is.
+
+use reqwest::Client;
+use serde_json::{json, Value};
+
+use crate::processes::ServerProcess;
+use crate::support::{random_key, TestApp};
+use adapters_pg::testing::TestDatabase;
+
+async fn call(client: &Client, method: reqwest::Method, url: String, key: &str) -> (u16, Value) {
+    let response = client
+        .request(method, url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_holds_across_two_server_processes() {
+    let database = TestDatabase::create().await.unwrap();
+    let admin_key = random_key();
+    // Both start at once with the same bootstrap key: start-up must converge, not collide.
+    let (a, b) = (
+        ServerProcess::spawn(database.url(), &admin_key),
+        ServerProcess::spawn(database.url(), &admin_key),
+    );
+    let (a, b) = (a.ready().await, b.ready().await);
+    let client = Client::new();
+
+    let (status, child) = call_json(
+        &client,
+        &format!("{}/v1/organizations", a.base),
+        &admin_key,
+        json!({"name": "Acme"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let child = child["id"].as_str().unwrap().to_owned();
+    let (status, minted) = call_json(
+        &client,
+        &format!("{}/v1/organizations/{child}/api-keys", b.base),
+        &admin_key,
+        json!({"name": "k", "scopes": ["*"]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let child_key = minted["secret"].as_str().unwrap().to_owned();
+
+    for round in 0..25 {
+        // Suspend through one process; the very next child request through the other: 503.
+        let (suspender, other) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (status, _) = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/v1/organizations/{child}/suspend", suspender.base),
+            &admin_key,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, body) = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/v1/whoami", other.base),
+            &child_key,
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("KILL_SWITCH")),
+            "round {round}: admitted after suspend"
+        );
+
+        // Resume through the other; the very next child request through the first: 200.
+        let (status, _) = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/v1/organizations/{child}/resume", other.base),
+            &admin_key,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, _) = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/v1/whoami", suspender.base),
+            &child_key,
+        )
+        .await;
+        assert_eq!(status, 200, "round {round}: refused after resume");
+    }
+    // The parent's keys were never affected, on either process.
+    for process in [&a, &b] {
+        let (status, _) = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/v1/whoami", process.base),
+            &admin_key,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+}
+
+async fn call_json(client: &Client, url: &str, key: &str, body: Value) -> (u16, Value) {
+    let response = client
+        .post(url)
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// The same promise with two in-process servers, each with its own pool: quick to run in a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_see_a_suspension_at_once() {
+    let first = TestApp::spawn(crate::support::Store::Postgres).await;
+    let mut config = server::Config::embedded();
+    config.database_url = first.database_url().map(str::to_owned);
+    config.bootstrap_admin_key = Some(first.admin_key.clone());
+    config.http_workers = Some(1);
+    let second = TestApp::start(config).await;
+    let child = first.create_child("Acme").await;
+    let (_, key) = first.mint_key(&child, &["*"]).await;
+    for _ in 0..25 {
+        first
+            .post_empty(
+                &format!("/v1/organizations/{child}/suspend"),
+                &first.admin_key,
+            )
+            .await
+            .assert_ok(200);
+        second
+            .get("/v1/whoami", &key)
+            .await
+            .assert_error(503, "KILL_SWITCH");
+        second
+            .post_empty(
+                &format!("/v1/organizations/{child}/resume"),
+                &second.admin_key,
+            )
+            .await
+            .assert_ok(200);
+        first.get("/v1/whoami", &key).await.assert_ok(200);
+    }
+}
