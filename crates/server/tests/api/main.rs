@@ -10,5 +10,7 @@ mod cross_process;
 mod errors;
 mod kill_switch;
 mod organizations;
+mod outage;
 mod pagination;
 mod processes;
+mod races;
