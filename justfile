@@ -25,3 +25,7 @@ fmt:
 # What CI runs.
 ci:
     bash .ci/run
+
+# Load benchmark: the real server on PostgreSQL vs a one-SELECT baseline, with wrk (DURATION=10).
+bench:
+    ./scripts/bench.sh
