@@ -66,7 +66,8 @@ pub trait OrganizationStore: Send + Sync {
     async fn find(&self, id: OrganizationId) -> Result<Option<Organization>, StoreError>;
 
     /// Direct children of `parent`, newest first by `created_at`, then by id descending, starting
-    /// strictly after `page.after`, at most `page.limit` of them; only those in `status` if given.
+    /// strictly after `page.after`, at most `page.limit` of them (none for a limit of 0); only
+    /// those in `status` if given.
     async fn list_children(
         &self,
         parent: OrganizationId,
@@ -75,13 +76,20 @@ pub trait OrganizationStore: Send + Sync {
     ) -> Result<Vec<Organization>, StoreError>;
 
     /// Replaces the stored organization by `org` if the stored revision is `expected`
-    /// (`org.revision` is then the next one); otherwise writes nothing and answers
-    /// [`Write::Stale`]. `org` must not be archived: archiving goes through [`Self::archive`].
+    /// (`org.revision` is then the next one); otherwise — or if there is no such organization —
+    /// writes nothing and answers [`Write::Stale`]. `parent_id` and `created_at` never change.
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] if `org` is archived: archiving goes through [`Self::archive`].
     async fn update(&self, org: &Organization, expected: Revision) -> Result<Write, StoreError>;
 
     /// Stores the archived `org` if the stored revision is `expected`, and in the same atomic
     /// change revokes, at the archive instant, every key of the organization that is still
-    /// active — including keys inserted concurrently. Otherwise writes nothing: [`Archive::Stale`].
+    /// active — including keys inserted concurrently. Otherwise (or if there is no such
+    /// organization) writes nothing: [`Archive::Stale`].
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] if `org` is not archived.
     async fn archive(&self, org: &Organization, expected: Revision) -> Result<Archive, StoreError>;
 }
 
@@ -89,7 +97,8 @@ pub trait OrganizationStore: Send + Sync {
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
     /// Stores a new key, unless its organization is archived or missing
-    /// ([`KeyInsert::OrganizationClosed`]). Atomic with respect to
+    /// ([`KeyInsert::OrganizationClosed`]); a suspended organization still gets keys (its parent
+    /// manages it, API.md §3). Atomic with respect to
     /// [`OrganizationStore::archive`]: a key is either inserted before the archive (and revoked by
     /// it) or refused.
     ///
