@@ -27,6 +27,7 @@ pub enum ErrorCode {
     PlatformError,
     Unavailable,
     KillSwitch,
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -42,6 +43,7 @@ impl ErrorCode {
             Self::PlatformError => "PLATFORM_ERROR",
             Self::Unavailable => "UNAVAILABLE",
             Self::KillSwitch => "KILL_SWITCH",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PlatformError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable | Self::KillSwitch => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -143,6 +146,22 @@ impl ApiError {
             "Something went wrong on our side. Retrying later may help.",
         )
         .with_cause(cause)
+    }
+
+    /// `429`: the key's budget for this endpoint class is spent (API.md §1.7). The gate adds
+    /// `Retry-After` and the `X-RateLimit-*` headers.
+    pub fn rate_limited(class: &str, limit: u32, retry_after_secs: u64) -> Self {
+        Self::new(
+            ErrorCode::RateLimited,
+            format!(
+                "Too many requests: this API key may make {limit} {class} requests a minute. Retry after {retry_after_secs} s."
+            ),
+        )
+        .with_details(json!({
+            "endpointClass": class,
+            "limit": limit,
+            "retryAfterSeconds": retry_after_secs,
+        }))
     }
 
     fn kill_switch(kill: KillSwitch) -> Self {

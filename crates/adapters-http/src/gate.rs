@@ -1,7 +1,8 @@
 //! The gate every request passes first: it mints the request id, authenticates the key, applies
-//! the kill switch (API.md §3) — on every route, unknown ones included — and writes one log line
-//! per request. Authentication reads the store on every request (no cache), so a suspension
-//! committed through any server process is enforced by all of them from the next request on.
+//! the kill switch (API.md §3) — on every route, unknown ones included — then the key's rate
+//! limit (API.md §1.7, [`rate_limit`]), and writes one log line per request. Authentication reads
+//! the store on every request (no cache), so a suspension committed through any server process is
+//! enforced by all of them from the next request on.
 
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ use domain::policy::Principal;
 use domain::DomainError;
 
 use crate::error::ApiError;
-use crate::{request_id, ApiState};
+use crate::{rate_limit, request_id, ApiState};
 
 /// Routes that answer without a key: liveness, readiness and the API description.
 const PUBLIC_PATHS: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
@@ -38,13 +39,19 @@ async fn admit_and_serve(
         .match_pattern()
         .unwrap_or_else(|| "(no route)".to_owned());
     let mut key_id = None;
+    let mut rate_verdict = None;
 
     let admitted = if PUBLIC_PATHS.contains(&request.path()) {
         Ok(())
     } else {
-        admit(&request).await.map(|principal| {
+        admit(&request).await.and_then(|principal| {
             key_id = Some(principal.key.id.to_string());
+            // Right after the kill switch: 401 → 503 → 429 → 403 → … (docs/rate-limits.md).
+            let verdict = rate_limit::check(&request, &principal);
+            rate_verdict = Some(verdict);
+            verdict.enforce()?;
             request.extensions_mut().insert(principal);
+            Ok(())
         })
     };
     let mut response = match admitted {
@@ -63,6 +70,9 @@ async fn admit_and_serve(
             CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
+    }
+    if let Some(verdict) = rate_verdict {
+        verdict.write_headers(response.headers_mut());
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response

@@ -94,6 +94,7 @@ impl Application {
         let state = ApiState {
             control_plane: control_plane.clone(),
             readiness,
+            rate_limiter: Arc::new(adapters_http::RateLimiter::new()),
         };
         let mut server =
             HttpServer::new(move || App::new().configure(adapters_http::configure(state.clone())))

@@ -14,3 +14,4 @@ mod outage;
 mod pagination;
 mod processes;
 mod races;
+mod rate_limits;
