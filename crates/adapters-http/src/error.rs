@@ -5,7 +5,7 @@ use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use domain::error::{KillSwitch, Resource};
+use domain::error::{ConflictSubject, KillScope, KillSwitch, Resource};
 use domain::ports::StoreError;
 use domain::validation::FieldError;
 use domain::DomainError;
@@ -165,15 +165,29 @@ impl ApiError {
     }
 
     fn kill_switch(kill: KillSwitch) -> Self {
-        Self::new(
-            ErrorCode::KillSwitch,
-            "This organization is suspended: its API keys are refused until it is resumed.",
-        )
-        .with_details(json!({
-            "scope": "organization",
-            "organizationId": kill.organization_id.to_string(),
-            "suspendedAt": wire_time::other(kill.suspended_at),
-        }))
+        let organization_id = kill.organization_id.to_string();
+        let suspended_at = wire_time::other(kill.suspended_at);
+        match kill.scope {
+            KillScope::Organization => Self::new(
+                ErrorCode::KillSwitch,
+                "This organization is suspended: its API keys are refused until it is resumed.",
+            )
+            .with_details(json!({
+                "scope": "organization",
+                "organizationId": organization_id,
+                "suspendedAt": suspended_at,
+            })),
+            KillScope::Key(key) => Self::new(
+                ErrorCode::KillSwitch,
+                "This API key was killed: it is refused for good. Use another key of the organization.",
+            )
+            .with_details(json!({
+                "scope": "key",
+                "apiKeyId": key.to_string(),
+                "organizationId": organization_id,
+                "suspendedAt": suspended_at,
+            })),
+        }
     }
 }
 
@@ -200,14 +214,19 @@ impl From<DomainError> for ApiError {
                     Resource::ApiKey => "No such API key in this organization.",
                 },
             ),
-            DomainError::Conflict {
-                message,
-                organization_id,
-                status,
-            } => Self::new(ErrorCode::Conflict, capitalize(&message)).with_details(json!({
-                "organizationId": organization_id.to_string(),
-                "status": status.as_str(),
-            })),
+            DomainError::Conflict { message, subject } => {
+                let details = match subject {
+                    ConflictSubject::Organization { id, status } => json!({
+                        "organizationId": id.to_string(),
+                        "status": status.as_str(),
+                    }),
+                    ConflictSubject::ApiKey { id, status } => json!({
+                        "apiKeyId": id.to_string(),
+                        "status": status,
+                    }),
+                };
+                Self::new(ErrorCode::Conflict, capitalize(&message)).with_details(details)
+            }
             DomainError::Store(StoreError::Unavailable(cause)) => Self::new(
                 ErrorCode::Unavailable,
                 "The service is temporarily unavailable. Retry shortly.",

@@ -12,6 +12,7 @@ use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TY
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, ResponseError};
 use domain::policy::Principal;
+use domain::use_cases::ACTING_HEADER;
 use domain::DomainError;
 
 use crate::error::ApiError;
@@ -105,5 +106,14 @@ async fn admit(request: &ServiceRequest) -> Result<Principal, ApiError> {
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .ok_or(DomainError::Unauthenticated)?;
-    Ok(state.control_plane.authenticate(bearer).await?)
+    let principal = state.control_plane.authenticate(bearer).await?;
+    // Acting inside a child (API.md §2.3); the control plane's own routes ignore the header.
+    let acting = request.headers().get(ACTING_HEADER);
+    match acting {
+        Some(value) if !request.path().starts_with("/v1/organizations") => {
+            let header = value.to_str().unwrap_or("");
+            Ok(state.control_plane.act_inside(principal, header).await?)
+        }
+        _ => Ok(principal),
+    }
 }

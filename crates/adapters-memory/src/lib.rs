@@ -9,11 +9,13 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use domain::api_key::{ApiKey, KeyHandle, KeyStatus};
+use domain::api_key::{ApiKey, KeyHandle, KeyStatus, RateLimitTier, SecretHash, Supersession};
 use domain::organization::{Organization, OrganizationStatus, Revision, StatusKind};
 use domain::pagination::PageRequest;
 use domain::policy::Credentials;
-use domain::ports::{ApiKeyStore, Archive, KeyInsert, OrganizationStore, StoreError, Write};
+use domain::ports::{
+    ApiKeyStore, Archive, KeyInsert, OrganizationStore, Rotation, StoreError, Write,
+};
 use domain::{ApiKeyId, OrganizationId, Timestamp};
 use uuid::Uuid;
 
@@ -61,6 +63,44 @@ fn page<'a, T: Clone + 'a>(
     rows.sort_by_key(|row| std::cmp::Reverse(position(row)));
     rows.truncate(request.limit);
     rows
+}
+
+impl State {
+    /// Whether the organization exists and is not archived: it may get keys.
+    fn is_open(&self, id: OrganizationId) -> bool {
+        self.organizations
+            .get(&id)
+            .is_some_and(|org| org.status.kind() != StatusKind::Archived)
+    }
+
+    fn check_unique(&self, key: &ApiKey) -> Result<(), StoreError> {
+        if self.api_keys.contains_key(&key.id) || self.key_ids_by_handle.contains_key(&key.handle) {
+            return Err(StoreError::Duplicate(format!("API key {}", key.id)));
+        }
+        Ok(())
+    }
+
+    fn add_key(&mut self, key: &ApiKey) {
+        self.key_ids_by_handle.insert(key.handle.clone(), key.id);
+        self.api_keys.insert(key.id, key.clone());
+    }
+}
+
+impl MemoryStore {
+    /// Applies `change` to the key if it is usable at `at`; returns the key as it is afterwards.
+    fn change_if_usable(
+        &self,
+        id: ApiKeyId,
+        at: Timestamp,
+        change: impl FnOnce(&mut ApiKey),
+    ) -> Option<ApiKey> {
+        let mut state = self.state();
+        let key = state.api_keys.get_mut(&id)?;
+        if key.is_usable_at(at) {
+            change(key);
+        }
+        Some(key.clone())
+    }
 }
 
 fn is_current(state: &State, id: OrganizationId, expected: Revision) -> bool {
@@ -130,7 +170,7 @@ impl OrganizationStore for MemoryStore {
         state.organizations.insert(org.id, org.clone());
         let mut revoked_keys = 0;
         for key in state.api_keys.values_mut() {
-            if key.organization_id == org.id && key.is_active() {
+            if key.organization_id == org.id && key.is_usable_at(at) {
                 key.status = KeyStatus::Revoked { at };
                 revoked_keys += 1;
             }
@@ -181,22 +221,103 @@ impl ApiKeyStore for MemoryStore {
     }
 
     async fn revoke(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.change_if_usable(id, at, |key| key.status = KeyStatus::Revoked { at }))
+    }
+
+    async fn kill(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.change_if_usable(id, at, |key| key.status = KeyStatus::Killed { at }))
+    }
+
+    async fn rotate(
+        &self,
+        old: ApiKeyId,
+        supersession: Supersession,
+        at: Timestamp,
+        new: &ApiKey,
+    ) -> Result<Rotation, StoreError> {
         let mut state = self.state();
+        let Some(current) = state.api_keys.get(&old) else {
+            return Ok(Rotation::KeyNotRotatable);
+        };
+        if !current.is_usable_at(at) || current.superseded.is_some() {
+            return Ok(Rotation::KeyNotRotatable);
+        }
+        if !state.is_open(new.organization_id) {
+            return Ok(Rotation::OrganizationClosed);
+        }
+        state.check_unique(new)?;
+        if let Some(current) = state.api_keys.get_mut(&old) {
+            current.rotated_at = Some(at);
+            current.superseded = Some(supersession);
+        }
+        state.add_key(new);
+        Ok(Rotation::Applied)
+    }
+
+    async fn replace_secret(
+        &self,
+        id: ApiKeyId,
+        handle: &KeyHandle,
+        hash: &SecretHash,
+        at: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let mut state = self.state();
+        let Some(current) = state.api_keys.get(&id) else {
+            return Ok(None);
+        };
+        if !current.is_usable_at(at) {
+            return Ok(Some(current.clone()));
+        }
+        if state.key_ids_by_handle.contains_key(handle) {
+            return Err(StoreError::Duplicate(format!(
+                "API key handle {}",
+                handle.as_str()
+            )));
+        }
+        let old_handle = current.handle.clone();
+        state.key_ids_by_handle.remove(&old_handle);
+        state.key_ids_by_handle.insert(handle.clone(), id);
         let Some(key) = state.api_keys.get_mut(&id) else {
             return Ok(None);
         };
-        if key.is_active() {
-            key.status = KeyStatus::Revoked { at };
-        }
+        key.handle = handle.clone();
+        key.secret_hash = hash.clone();
+        key.rotated_at = Some(at);
         Ok(Some(key.clone()))
     }
 
-    async fn count_active(&self, organization: OrganizationId) -> Result<u64, StoreError> {
+    async fn set_rate_limit_tier(
+        &self,
+        id: ApiKeyId,
+        tier: RateLimitTier,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let mut state = self.state();
+        Ok(state.api_keys.get_mut(&id).map(|key| {
+            key.rate_limit_tier = tier;
+            key.clone()
+        }))
+    }
+
+    async fn record_last_used(&self, uses: &[(ApiKeyId, Timestamp)]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for (id, at) in uses {
+            if let Some(key) = state.api_keys.get_mut(id) {
+                key.last_used_at = Some(key.last_used_at.map_or(*at, |seen| seen.max(*at)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn count_active(
+        &self,
+        organization: OrganizationId,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         let state = self.state();
         let active = state
             .api_keys
             .values()
-            .filter(|key| key.organization_id == organization && key.is_active())
+            .filter(|key| key.organization_id == organization && key.is_usable_at(now))
             .count();
         Ok(active as u64)
     }

@@ -1,16 +1,21 @@
 //! [`ApiKeyStore`] on PostgreSQL.
 
 use async_trait::async_trait;
+use diesel::expression::BoxableExpression;
+use diesel::pg::Pg;
 use diesel::prelude::{
     BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods,
     OptionalExtension, QueryDsl, SelectableHelper,
 };
+use diesel::sql_types::{Bool, Nullable};
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use domain::api_key::{ApiKey, KeyHandle};
+use domain::api_key::{ApiKey, KeyHandle, RateLimitTier, SecretHash, Supersession};
 use domain::pagination::PageRequest;
 use domain::policy::Credentials;
-use domain::ports::{ApiKeyStore, KeyInsert, StoreError};
+use domain::ports::{ApiKeyStore, KeyInsert, Rotation, StoreError};
 use domain::{ApiKeyId, OrganizationId, Timestamp};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::error::{corrupt, from_diesel};
 use crate::rows::{ApiKeyRow, OrganizationRow};
@@ -18,6 +23,85 @@ use crate::schema::{api_keys, organizations};
 use crate::{sql_limit, PgStore};
 
 diesel::alias!(organizations as parents: ParentsAlias);
+
+/// SQL for [`ApiKey::state_at`] being `Usable`: not revoked, not killed, not past its grace.
+pub(crate) fn usable_at(
+    at: OffsetDateTime,
+) -> Box<dyn BoxableExpression<api_keys::table, Pg, SqlType = Nullable<Bool>>> {
+    use api_keys::dsl;
+    Box::new(
+        dsl::revoked_at
+            .is_null()
+            .and(dsl::killed_at.is_null())
+            .and(dsl::grace_until.is_null().or(dsl::grace_until.gt(at))),
+    )
+}
+
+/// The changes that apply only to a key still usable at the change's instant.
+enum KeyChange<'a> {
+    Revoke,
+    Kill,
+    ReplaceSecret {
+        handle: &'a KeyHandle,
+        hash: &'a SecretHash,
+    },
+}
+
+impl PgStore {
+    /// Applies `change` at `at` if the key is usable then; returns the key as stored afterwards.
+    async fn change_if_usable(
+        &self,
+        id: ApiKeyId,
+        at: Timestamp,
+        change: KeyChange<'_>,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        use api_keys::dsl;
+        let at = at.as_offset_datetime();
+        let target = diesel::update(api_keys::table.find(id.as_uuid()).filter(usable_at(at)));
+        let mut conn = self.conn().await?;
+        let changed = match change {
+            KeyChange::Revoke => {
+                target
+                    .set(dsl::revoked_at.eq(Some(at)))
+                    .returning(ApiKeyRow::as_returning())
+                    .get_result(&mut conn)
+                    .await
+            }
+            KeyChange::Kill => {
+                target
+                    .set(dsl::killed_at.eq(Some(at)))
+                    .returning(ApiKeyRow::as_returning())
+                    .get_result(&mut conn)
+                    .await
+            }
+            KeyChange::ReplaceSecret { handle, hash } => {
+                target
+                    .set((
+                        dsl::handle.eq(handle.as_str().to_owned()),
+                        dsl::secret_hash.eq(hash.as_bytes().to_vec()),
+                        dsl::rotated_at.eq(Some(at)),
+                    ))
+                    .returning(ApiKeyRow::as_returning())
+                    .get_result(&mut conn)
+                    .await
+            }
+        }
+        .optional()
+        .map_err(from_diesel)?;
+        let row = match changed {
+            Some(row) => Some(row),
+            // Unknown, or no longer usable: then it is returned as stored.
+            None => api_keys::table
+                .find(id.as_uuid())
+                .select(ApiKeyRow::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(from_diesel)?,
+        };
+        row.map(ApiKeyRow::into_domain).transpose()
+    }
+}
 
 #[async_trait]
 impl ApiKeyStore for PgStore {
@@ -94,39 +178,130 @@ impl ApiKeyStore for PgStore {
     }
 
     async fn revoke(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError> {
-        use api_keys::dsl;
-        let mut conn = self.conn().await?;
-        let revoked = diesel::update(
-            api_keys::table
-                .find(id.as_uuid())
-                .filter(dsl::revoked_at.is_null()),
-        )
-        .set(dsl::revoked_at.eq(Some(at.as_offset_datetime())))
-        .returning(ApiKeyRow::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()
-        .map_err(from_diesel)?;
-        let row = match revoked {
-            Some(row) => Some(row),
-            // Unknown, or already revoked: then it is returned as stored.
-            None => api_keys::table
-                .find(id.as_uuid())
-                .select(ApiKeyRow::as_select())
-                .first(&mut conn)
-                .await
-                .optional()
-                .map_err(from_diesel)?,
-        };
-        row.map(ApiKeyRow::into_domain).transpose()
+        self.change_if_usable(id, at, KeyChange::Revoke).await
     }
 
-    async fn count_active(&self, organization: OrganizationId) -> Result<u64, StoreError> {
+    async fn kill(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError> {
+        self.change_if_usable(id, at, KeyChange::Kill).await
+    }
+
+    async fn rotate(
+        &self,
+        old: ApiKeyId,
+        supersession: Supersession,
+        at: Timestamp,
+        new: &ApiKey,
+    ) -> Result<Rotation, StoreError> {
+        use api_keys::dsl;
+        let row = ApiKeyRow::from_domain(new);
+        let at = at.as_offset_datetime();
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            // The old key's row lock serializes this with revoke, kill and another rotation; the
+            // organization's share lock with archive (as in `insert`).
+            let rotatable: Option<Uuid> = api_keys::table
+                .find(old.as_uuid())
+                .filter(usable_at(at))
+                .filter(dsl::superseded_by.is_null())
+                .select(dsl::organization_id)
+                .for_update()
+                .first(conn)
+                .await
+                .optional()?;
+            let Some(organization_id) = rotatable else {
+                return Ok(Rotation::KeyNotRotatable);
+            };
+            let status: Option<String> = organizations::table
+                .find(organization_id)
+                .select(organizations::status)
+                .for_share()
+                .first(conn)
+                .await
+                .optional()?;
+            if matches!(status.as_deref(), None | Some("archived")) {
+                return Ok(Rotation::OrganizationClosed);
+            }
+            // The new key first: the old one's `superseded_by` references it.
+            diesel::insert_into(api_keys::table)
+                .values(&row)
+                .execute(conn)
+                .await?;
+            diesel::update(api_keys::table.find(old.as_uuid()))
+                .set((
+                    dsl::rotated_at.eq(Some(at)),
+                    dsl::superseded_by.eq(Some(supersession.by.as_uuid())),
+                    dsl::grace_until.eq(Some(supersession.grace_until.as_offset_datetime())),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(Rotation::Applied)
+        })
+        .await
+        .map_err(from_diesel)
+    }
+
+    async fn replace_secret(
+        &self,
+        id: ApiKeyId,
+        handle: &KeyHandle,
+        hash: &SecretHash,
+        at: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.change_if_usable(id, at, KeyChange::ReplaceSecret { handle, hash })
+            .await
+    }
+
+    async fn set_rate_limit_tier(
+        &self,
+        id: ApiKeyId,
+        tier: RateLimitTier,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::update(api_keys::table.find(id.as_uuid()))
+            .set(api_keys::rate_limit_tier.eq(tier.as_str()))
+            .returning(ApiKeyRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?
+            .map(ApiKeyRow::into_domain)
+            .transpose()
+    }
+
+    async fn record_last_used(&self, uses: &[(ApiKeyId, Timestamp)]) -> Result<(), StoreError> {
+        use api_keys::dsl;
+        let uses: Vec<(Uuid, OffsetDateTime)> = uses
+            .iter()
+            .map(|(id, at)| (id.as_uuid(), at.as_offset_datetime()))
+            .collect();
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            for (id, at) in &uses {
+                diesel::update(
+                    api_keys::table
+                        .find(*id)
+                        .filter(dsl::last_used_at.is_null().or(dsl::last_used_at.lt(*at))),
+                )
+                .set(dsl::last_used_at.eq(Some(*at)))
+                .execute(conn)
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(from_diesel)
+    }
+
+    async fn count_active(
+        &self,
+        organization: OrganizationId,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         use api_keys::dsl;
         let mut conn = self.conn().await?;
         let count: i64 = api_keys::table
             .filter(dsl::organization_id.eq(organization.as_uuid()))
-            .filter(dsl::revoked_at.is_null())
+            .filter(usable_at(now.as_offset_datetime()))
             .count()
             .get_result(&mut conn)
             .await

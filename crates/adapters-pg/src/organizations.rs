@@ -135,7 +135,7 @@ impl OrganizationStore for PgStore {
             let revoked = diesel::update(
                 api_keys::table
                     .filter(api_keys::organization_id.eq(id))
-                    .filter(api_keys::revoked_at.is_null()),
+                    .filter(crate::api_keys::usable_at(archived_at)),
             )
             .set(api_keys::revoked_at.eq(Some(archived_at)))
             .execute(conn)

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use diesel::prelude::{AsChangeset, Insertable, Queryable, Selectable};
 use domain::api_key::{
     ApiKey, KeyEnv, KeyHandle, KeyName, KeyStatus, RateLimitTier, Scope, Scopes, SecretHash,
+    Supersession,
 };
 use domain::organization::{
     BillingEmail, Metadata, Organization, OrganizationName, OrganizationStatus, Revision,
@@ -63,6 +64,10 @@ pub(crate) struct ApiKeyRow {
     pub revoked_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
+    pub killed_at: Option<OffsetDateTime>,
+    pub rotated_at: Option<OffsetDateTime>,
+    pub superseded_by: Option<Uuid>,
+    pub grace_until: Option<OffsetDateTime>,
 }
 
 pub(crate) fn revision_to_db(revision: Revision) -> Result<i64, StoreError> {
@@ -154,9 +159,19 @@ impl ApiKeyRow {
             secret_hash: key.secret_hash.as_bytes().to_vec(),
             scopes: key.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
             rate_limit_tier: key.rate_limit_tier.as_str().to_owned(),
-            revoked_at: key.revoked_at().map(|t| t.as_offset_datetime()),
+            revoked_at: match key.status {
+                KeyStatus::Revoked { at } => Some(at.as_offset_datetime()),
+                _ => None,
+            },
             created_at: key.created_at.as_offset_datetime(),
             last_used_at: key.last_used_at.map(|t| t.as_offset_datetime()),
+            killed_at: match key.status {
+                KeyStatus::Killed { at } => Some(at.as_offset_datetime()),
+                _ => None,
+            },
+            rotated_at: key.rotated_at.map(|t| t.as_offset_datetime()),
+            superseded_by: key.superseded.map(|s| s.by.as_uuid()),
+            grace_until: key.superseded.map(|s| s.grace_until.as_offset_datetime()),
         }
     }
 
@@ -184,12 +199,28 @@ impl ApiKeyRow {
                 .rate_limit_tier
                 .parse::<RateLimitTier>()
                 .map_err(|()| corrupt("rate-limit tier", &self.rate_limit_tier))?,
-            status: match self.revoked_at {
-                None => KeyStatus::Active,
-                Some(at) => KeyStatus::Revoked { at: timestamp(at) },
+            status: match (self.revoked_at, self.killed_at) {
+                (None, None) => KeyStatus::Active,
+                (Some(at), None) => KeyStatus::Revoked { at: timestamp(at) },
+                (None, Some(at)) => KeyStatus::Killed { at: timestamp(at) },
+                (Some(_), Some(_)) => return Err(corrupt("key status", "both revoked and killed")),
             },
             created_at: timestamp(self.created_at),
             last_used_at: self.last_used_at.map(timestamp),
+            rotated_at: self.rotated_at.map(timestamp),
+            superseded: match (self.superseded_by, self.grace_until) {
+                (None, None) => None,
+                (Some(by), Some(until)) => Some(Supersession {
+                    by: ApiKeyId::from_uuid(by),
+                    grace_until: timestamp(until),
+                }),
+                _ => {
+                    return Err(corrupt(
+                        "key supersession",
+                        "superseded_by without grace_until",
+                    ))
+                }
+            },
         })
     }
 }

@@ -29,6 +29,10 @@ diesel::table! {
         revoked_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         last_used_at -> Nullable<Timestamptz>,
+        killed_at -> Nullable<Timestamptz>,
+        rotated_at -> Nullable<Timestamptz>,
+        superseded_by -> Nullable<Uuid>,
+        grace_until -> Nullable<Timestamptz>,
     }
 }
 

@@ -72,7 +72,10 @@ async fn a_silent_database_is_unavailable_after_the_create_timeout() {
     let store = PgStore::connect_lazy(&url, quick_settings()).unwrap();
     let started = Instant::now();
     let count = store
-        .count_active(store_contract::fixtures::organization_id())
+        .count_active(
+            store_contract::fixtures::organization_id(),
+            store_contract::fixtures::later(),
+        )
         .await;
     assert!(
         matches!(count, Err(StoreError::Unavailable(_))),
@@ -200,7 +203,7 @@ async fn connections_closed_by_the_server_are_replaced() {
     // Warm the pool with a couple of connections.
     let (a, b) = tokio::join!(
         OrganizationStore::find(&store, org.id),
-        store.count_active(org.id)
+        store.count_active(org.id, store_contract::fixtures::later())
     );
     a.unwrap();
     b.unwrap();
@@ -221,6 +224,12 @@ async fn connections_closed_by_the_server_are_replaced() {
         OrganizationStore::find(&store, org.id).await.unwrap(),
         Some(org.clone())
     );
-    assert_eq!(store.count_active(org.id).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .count_active(org.id, store_contract::fixtures::later())
+            .await
+            .unwrap(),
+        0
+    );
     assert!(store.is_ready().await);
 }

@@ -5,7 +5,7 @@ use crate::api_key::Scope;
 use crate::organization::StatusKind;
 use crate::ports::StoreError;
 use crate::validation::FieldError;
-use crate::{OrganizationId, Timestamp};
+use crate::{ApiKeyId, OrganizationId, Timestamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
@@ -20,11 +20,12 @@ pub enum DomainError {
     Validation(Vec<FieldError>),
     #[error("{0} not found")]
     NotFound(Resource),
+    /// The state of what the request is about forbids it (an archived organization, a revoked
+    /// key…). Retrying the same request will not help.
     #[error("{message}")]
     Conflict {
         message: String,
-        organization_id: OrganizationId,
-        status: StatusKind,
+        subject: ConflictSubject,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -36,11 +37,35 @@ impl DomainError {
     }
 }
 
-/// Why the kill switch refused a request: the suspended organization and since when.
+/// What a [`DomainError::Conflict`] is about, in the state that caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictSubject {
+    Organization {
+        id: OrganizationId,
+        status: StatusKind,
+    },
+    ApiKey {
+        id: ApiKeyId,
+        status: &'static str,
+    },
+}
+
+/// Why the kill switch refused a request (API.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KillSwitch {
+    pub scope: KillScope,
+    /// The organization the key belongs to, or the suspended organization.
     pub organization_id: OrganizationId,
+    /// When the organization was suspended, or the key killed.
     pub suspended_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillScope {
+    /// The organization (or its parent) is suspended.
+    Organization,
+    /// This key was killed on its own (API.md §5.4).
+    Key(ApiKeyId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,16 +2,39 @@
 //! checks and the direct-child rule. Every use case asks these functions; so does the HTTP layer
 //! before it parses a request, so the contract's order of checks holds.
 
-use crate::api_key::{ApiKey, Scope};
-use crate::error::{KillSwitch, Resource};
-use crate::organization::Organization;
-use crate::DomainError;
+use crate::api_key::{ApiKey, KeyState, Scope};
+use crate::error::{ConflictSubject, KillScope, KillSwitch, Resource};
+use crate::organization::{Organization, StatusKind};
+use crate::{DomainError, Timestamp};
 
-/// Who is calling: an active key and the organization it belongs to.
+/// Who is calling: an active key, the organization it belongs to, and — when a parent acts
+/// inside one of its children (`X-Layers-Organization`, API.md §2.3) — that child.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub key: ApiKey,
     pub organization: Organization,
+    pub acting: Option<Organization>,
+}
+
+impl Principal {
+    /// The organization the request acts on: the key's own, or the child it acts inside.
+    pub fn acting_organization(&self) -> &Organization {
+        self.acting.as_ref().unwrap_or(&self.organization)
+    }
+}
+
+/// Writes inside an archived organization are refused (API.md §2.3): it may only be read.
+pub fn ensure_writable(org: &Organization) -> Result<(), DomainError> {
+    match org.status.kind() {
+        StatusKind::Archived => Err(DomainError::Conflict {
+            message: "the organization is archived: it can be read, not changed".to_owned(),
+            subject: ConflictSubject::Organization {
+                id: org.id,
+                status: StatusKind::Archived,
+            },
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A key with everything needed to admit it: its organization and, for a child, the parent
@@ -24,13 +47,21 @@ pub struct Credentials {
 }
 
 /// The kill switch (API.md §3): refuses every request of a key whose organization, or whose
-/// organization's parent, is suspended.
-pub fn kill_switch(credentials: &Credentials) -> Result<(), KillSwitch> {
+/// organization's parent, is suspended — and of a key killed on its own (API.md §5.4).
+pub fn kill_switch(credentials: &Credentials, now: Timestamp) -> Result<(), KillSwitch> {
+    if let KeyState::Killed { at } = credentials.key.state_at(now) {
+        return Err(KillSwitch {
+            scope: KillScope::Key(credentials.key.id),
+            organization_id: credentials.key.organization_id,
+            suspended_at: at,
+        });
+    }
     [Some(&credentials.organization), credentials.parent.as_ref()]
         .into_iter()
         .flatten()
         .find_map(|org| {
             org.status.suspended_since().map(|since| KillSwitch {
+                scope: KillScope::Organization,
                 organization_id: org.id,
                 suspended_at: since,
             })

@@ -11,7 +11,7 @@
 
 use async_trait::async_trait;
 
-use crate::api_key::{ApiKey, KeyHandle};
+use crate::api_key::{ApiKey, KeyHandle, RateLimitTier, SecretHash, Supersession};
 use crate::organization::{Organization, Revision, StatusKind};
 use crate::pagination::PageRequest;
 use crate::policy::Credentials;
@@ -43,6 +43,16 @@ pub enum Write {
 pub enum Archive {
     Applied { revoked_keys: u64 },
     Stale,
+}
+
+/// Outcome of [`ApiKeyStore::rotate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    Applied,
+    /// The old key is no longer usable, or already superseded; nothing was written.
+    KeyNotRotatable,
+    /// The organization is archived; nothing was written.
+    OrganizationClosed,
 }
 
 /// Outcome of [`ApiKeyStore::insert`].
@@ -85,7 +95,7 @@ pub trait OrganizationStore: Send + Sync {
 
     /// Stores the archived `org` if the stored revision is `expected`, and in the same atomic
     /// change revokes, at the archive instant, every key of the organization that is still
-    /// active — including keys inserted concurrently. Otherwise (or if there is no such
+    /// usable — including keys inserted concurrently. Otherwise (or if there is no such
     /// organization) writes nothing: [`Archive::Stale`].
     ///
     /// # Errors
@@ -116,12 +126,63 @@ pub trait ApiKeyStore: Send + Sync {
         page: PageRequest,
     ) -> Result<Vec<ApiKey>, StoreError>;
 
-    /// Revokes the key at `at` if it is active, and returns it as stored afterwards; a key already
-    /// revoked is returned unchanged. `None` if there is no such key.
+    /// Revokes the key at `at` if it is usable at `at` (see [`ApiKey::state_at`]), and returns it
+    /// as stored afterwards; any other key is returned unchanged. `None` if there is no such key.
     async fn revoke(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError>;
 
-    /// How many keys of `organization` are active.
-    async fn count_active(&self, organization: OrganizationId) -> Result<u64, StoreError>;
+    /// Kills the key at `at` if it is usable at `at` (the leaked-key button, API.md §5.4), and
+    /// returns it as stored afterwards; any other key is returned unchanged. `None` if there is
+    /// no such key.
+    async fn kill(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError>;
+
+    /// The rotation of a child key (API.md §5.2), in one atomic change: `old` gets
+    /// `rotated_at = at` and `superseded = Some(supersession)`, and `new` is inserted — only if
+    /// `old` is usable at `at` and not yet superseded ([`Rotation::KeyNotRotatable`]) and its
+    /// organization is not archived ([`Rotation::OrganizationClosed`]). Atomic with respect to
+    /// [`Self::revoke`], [`Self::kill`] and [`OrganizationStore::archive`].
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if the new key's id or handle is taken.
+    async fn rotate(
+        &self,
+        old: ApiKeyId,
+        supersession: Supersession,
+        at: Timestamp,
+        new: &ApiKey,
+    ) -> Result<Rotation, StoreError>;
+
+    /// Replaces the handle and secret hash of a key usable at `at`, keeping its id, and sets
+    /// `rotated_at = at` (the in-place rotation of API.md §5.4): the old secret stops working at
+    /// once. Returns the key as stored afterwards, changed or not (compare its handle); `None` if
+    /// there is no such key.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if the handle is taken.
+    async fn replace_secret(
+        &self,
+        id: ApiKeyId,
+        handle: &KeyHandle,
+        hash: &SecretHash,
+        at: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Sets a key's rate-limit tier (an operator action). `None` if there is no such key.
+    async fn set_rate_limit_tier(
+        &self,
+        id: ApiKeyId,
+        tier: RateLimitTier,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Raises each key's `last_used_at` to the given instant; never lowers it. Unknown ids are
+    /// ignored. Called in batches, so authentication costs no write per request.
+    async fn record_last_used(&self, uses: &[(ApiKeyId, Timestamp)]) -> Result<(), StoreError>;
+
+    /// How many keys of `organization` are usable at `now`.
+    async fn count_active(
+        &self,
+        organization: OrganizationId,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
 
     /// The key with this handle, with its organization and that organization's parent, read
     /// together so the answer reflects one moment: the authentication path. Must read the

@@ -41,6 +41,14 @@ pub enum Command {
         /// The top-level organization's id.
         id: String,
     },
+    /// Set an API key's rate-limit tier: standard, pilot, partner, sandbox or unlimited (needs
+    /// DATABASE_URL).
+    SetKeyTier {
+        /// The key's id.
+        key_id: String,
+        /// The tier.
+        tier: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]

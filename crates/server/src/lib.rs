@@ -20,6 +20,21 @@ use domain::use_cases::{Bootstrap, BootstrapOutcome, ControlPlane, Ports};
 
 pub use config::{Cli, Command, Config};
 
+/// How often the `lastUsedAt` of the keys used meanwhile is written: the most it lags (API.md
+/// §5.1 allows 60 s).
+const KEY_USAGE_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The worker that writes key usage in batches, so authentication costs no write per request.
+async fn flush_key_usage_every(control_plane: ControlPlane, period: std::time::Duration) {
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = control_plane.flush_key_usage().await {
+            tracing::warn!(%error, "could not record the last uses of API keys; will retry");
+        }
+    }
+}
+
 /// How long in-flight requests get to finish after SIGTERM (API.md §10).
 const SHUTDOWN_GRACE_SECS: u64 = 30;
 
@@ -126,7 +141,17 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let usage = tokio::spawn(flush_key_usage_every(
+            self.control_plane.clone(),
+            KEY_USAGE_FLUSH,
+        ));
+        let served = self.server.await;
+        usage.abort();
+        // The last batch of `lastUsedAt` instants, so a clean stop loses none.
+        if let Err(error) = self.control_plane.flush_key_usage().await {
+            tracing::warn!(%error, "could not record the last uses of API keys at shutdown");
+        }
+        served
     }
 }
 

@@ -4,7 +4,9 @@
 use anyhow::{anyhow, bail, Context};
 use domain::api_key::RateLimitTier;
 use domain::organization::OrganizationName;
-use domain::OrganizationId;
+use domain::{ApiKeyId, OrganizationId};
+
+const TIERS: &str = "the tier must be standard, pilot, partner, sandbox or unlimited";
 
 use crate::config::{Command, Config};
 
@@ -52,6 +54,15 @@ pub async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
                 .await
                 .map_err(describe)?;
             println!("organization {} is {}", org.id, org.status.kind());
+        }
+        Command::SetKeyTier { key_id, tier } => {
+            let id = ApiKeyId::parse(&key_id).map_err(|e| anyhow!("key id {key_id:?}: {e}"))?;
+            let tier: RateLimitTier = tier.parse().map_err(|()| anyhow!("{TIERS}"))?;
+            let key = control_plane
+                .set_rate_limit_tier(id, tier)
+                .await
+                .map_err(describe)?;
+            println!("key {} is on the {} tier", key.id, key.rate_limit_tier);
         }
         Command::Serve | Command::Migrate => {}
     }

@@ -434,8 +434,11 @@ pub async fn archive_revokes_every_active_key_at_the_archive_instant(s: &Stores)
     // An already revoked key keeps its own instant; another organization's keys are untouched.
     assert_eq!(stored_key(s, &revoked_before).await, revoked_before);
     assert_eq!(stored_key(s, &parents_key).await, parents_key);
-    assert_eq!(s.api_keys.count_active(child.id).await.unwrap(), 0);
-    assert_eq!(s.api_keys.count_active(parent.id).await.unwrap(), 1);
+    assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 0);
+    assert_eq!(
+        s.api_keys.count_active(parent.id, later()).await.unwrap(),
+        1
+    );
 }
 
 pub async fn archive_of_a_suspended_organization_without_keys(s: &Stores) {
@@ -477,7 +480,7 @@ pub async fn archive_is_stale_and_writes_nothing_when_the_revision_differs(s: &S
     for key in &keys {
         assert_eq!(stored_key(s, key).await, *key);
     }
-    assert_eq!(s.api_keys.count_active(child.id).await.unwrap(), 2);
+    assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 2);
 
     // An unknown organization: Stale as well.
     let ghost = top_level(at(0));
@@ -526,7 +529,7 @@ pub async fn key_insert_same_id_is_duplicate(s: &Stores) {
         "expected Duplicate, got {result:?}"
     );
     assert_eq!(stored_key(s, &first).await, first);
-    assert_eq!(s.api_keys.count_active(child.id).await.unwrap(), 1);
+    assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 1);
 }
 
 /// # Errors: `Duplicate` if the handle is taken — by a key of any organization.
@@ -605,7 +608,7 @@ pub async fn key_insert_into_a_missing_organization_is_refused(s: &Stores) {
         KeyInsert::OrganizationClosed
     );
     assert_eq!(s.api_keys.find(key.id).await.unwrap(), None);
-    assert_eq!(s.api_keys.count_active(ghost.id).await.unwrap(), 0);
+    assert_eq!(s.api_keys.count_active(ghost.id, later()).await.unwrap(), 0);
 }
 
 /// Only archived closes an organization: a suspended one still gets keys.
@@ -693,7 +696,7 @@ pub async fn revoke_revokes_an_active_key_at_the_instant(s: &Stores) {
     assert_eq!(answer, Some(revoked(&key, at(100))));
     assert_eq!(stored_key(s, &key).await, revoked(&key, at(100)));
     assert_eq!(stored_key(s, &other).await, other);
-    assert_eq!(s.api_keys.count_active(child.id).await.unwrap(), 1);
+    assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 1);
 }
 
 /// A key already revoked is returned unchanged, with its first instant.
@@ -721,20 +724,29 @@ pub async fn revoke_of_an_unknown_key_is_none(s: &Stores) {
 
 pub async fn count_active_counts_only_active_keys_of_the_organization(s: &Stores) {
     let (parent, child) = family(s).await;
-    assert_eq!(s.api_keys.count_active(child.id).await.unwrap(), 0);
+    assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 0);
     let keys: Vec<ApiKey> = (0..4).map(|i| key_of(&child, at(20 + i))).collect();
     for key in &keys {
         insert_key(s, key).await;
     }
     insert_key(s, &revoked(&key_of(&child, at(30)), at(31))).await;
     insert_key(s, &key_of(&parent, at(32))).await;
-    assert_eq!(s.api_keys.count_active(child.id).await.unwrap(), 4);
+    assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 4);
     s.api_keys.revoke(keys[0].id, at(40)).await.unwrap();
     s.api_keys.revoke(keys[0].id, at(41)).await.unwrap();
     s.api_keys.revoke(keys[1].id, at(42)).await.unwrap();
-    assert_eq!(s.api_keys.count_active(child.id).await.unwrap(), 2);
-    assert_eq!(s.api_keys.count_active(parent.id).await.unwrap(), 1);
-    assert_eq!(s.api_keys.count_active(organization_id()).await.unwrap(), 0);
+    assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 2);
+    assert_eq!(
+        s.api_keys.count_active(parent.id, later()).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.api_keys
+            .count_active(organization_id(), later())
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1005,10 +1017,13 @@ pub async fn archive_racing_key_inserts_leaves_no_live_key(s: &Stores) {
             );
         }
         assert_eq!(revoked_keys, inserted.len() as u64, "round {round}");
-        assert_eq!(s.api_keys.count_active(child.id).await.unwrap(), 0);
+        assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 0);
         let listed = s.api_keys.list(child.id, first_page(1_000)).await.unwrap();
         assert_eq!(listed.len(), inserted.len());
-        assert!(listed.iter().all(|k| !k.is_active()), "{listed:?}");
+        assert!(
+            listed.iter().all(|k| !k.is_usable_at(later())),
+            "{listed:?}"
+        );
         // And after the archive, every insert is refused.
         assert_eq!(
             s.api_keys.insert(&key_of(&child, at(9_000))).await.unwrap(),

@@ -19,6 +19,11 @@ pub fn at(micros: i64) -> Timestamp {
     Timestamp::from_unix_micros(1_780_000_000_123_457 + micros).unwrap()
 }
 
+/// An instant after every other one the cases use: for reads "as of now".
+pub fn later() -> Timestamp {
+    at(10_000_000_000)
+}
+
 pub fn organization_id() -> OrganizationId {
     OrganizationId::from_uuid(Uuid::new_v4())
 }
@@ -118,6 +123,8 @@ pub fn key_of(org: &Organization, created_at: Timestamp) -> ApiKey {
         status: KeyStatus::Active,
         created_at,
         last_used_at: None,
+        rotated_at: None,
+        superseded: None,
     }
 }
 
@@ -136,6 +143,7 @@ pub fn rich_key_of(org: &Organization, created_at: Timestamp) -> ApiKey {
         rate_limit_tier: RateLimitTier::Sandbox,
         secret_hash: SecretHash::from_bytes([0xa5; 32]),
         last_used_at: Some(created_at.plus(time::Duration::microseconds(987_654))),
+        rotated_at: Some(created_at.plus(time::Duration::microseconds(3))),
         ..key_of(org, created_at)
     }
 }

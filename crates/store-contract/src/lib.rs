@@ -21,6 +21,7 @@
 
 pub mod cases;
 pub mod fixtures;
+pub mod key_lifecycle;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -119,10 +120,25 @@ macro_rules! store_contract_tests {
                 find_credentials_of_an_unknown_handle_is_none,
                 find_credentials_reads_the_current_state,
             ;
+            lifecycle:
+                kill_kills_a_usable_key_once,
+                rotate_supersedes_the_old_key_and_inserts_the_new,
+                rotate_refuses_a_superseded_revoked_or_expired_key,
+                rotate_in_an_archived_organization_is_refused,
+                replace_secret_swaps_the_handle_in_place,
+                replace_secret_of_an_unusable_key_changes_nothing,
+                replace_secret_with_a_taken_handle_is_duplicate,
+                set_rate_limit_tier_round_trips,
+                record_last_used_only_raises,
+                archive_and_revoke_leave_expired_and_killed_keys_as_they_ended,
+            ;
             racing:
                 concurrent_updates_from_one_revision_apply_exactly_once,
                 concurrent_archives_from_one_revision_apply_exactly_once,
                 archive_racing_key_inserts_leaves_no_live_key,
+            ;
+            lifecycle_racing:
+                rotate_racing_revoke_and_rotate_is_atomic,
             ;
         }
     };
@@ -131,7 +147,8 @@ macro_rules! store_contract_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __store_contract_cases {
-    ($factory:expr; serial: $($serial:ident),* $(,)?; racing: $($racing:ident),* $(,)?;) => {
+    ($factory:expr; serial: $($serial:ident),* $(,)?; lifecycle: $($lifecycle:ident),* $(,)?;
+     racing: $($racing:ident),* $(,)?; lifecycle_racing: $($lifecycle_racing:ident),* $(,)?;) => {
         mod port_contract {
             #[allow(unused_imports)]
             use super::*;
@@ -149,6 +166,22 @@ macro_rules! __store_contract_cases {
                 async fn $racing() {
                     let stores: $crate::Stores = $factory.await;
                     $crate::cases::$racing(&stores).await;
+                }
+            )*
+
+            $(
+                #[::tokio::test]
+                async fn $lifecycle() {
+                    let stores: $crate::Stores = $factory.await;
+                    $crate::key_lifecycle::$lifecycle(&stores).await;
+                }
+            )*
+
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $lifecycle_racing() {
+                    let stores: $crate::Stores = $factory.await;
+                    $crate::key_lifecycle::$lifecycle_racing(&stores).await;
                 }
             )*
         }

@@ -1,5 +1,6 @@
-use domain::api_key::ApiKey;
-use domain::use_cases::{MintedKey, NewApiKey};
+use domain::api_key::{ApiKey, KeyState};
+use domain::use_cases::{MintedKey, NewApiKey, RotatedKey};
+use domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -30,8 +31,13 @@ pub struct ApiKeyDto {
     pub superseded_by: Option<String>,
 }
 
-impl From<&ApiKey> for ApiKeyDto {
-    fn from(key: &ApiKey) -> Self {
+impl ApiKeyDto {
+    /// The key as it stands at `now`: a rotated key reads `revoked` from the end of its grace.
+    pub fn at(key: &ApiKey, now: Timestamp) -> Self {
+        let revoked_at = match key.state_at(now) {
+            KeyState::Usable => None,
+            KeyState::Revoked { at } | KeyState::Killed { at } => Some(at),
+        };
         Self {
             id: key.id.to_string(),
             organization_id: key.organization_id.to_string(),
@@ -40,14 +46,17 @@ impl From<&ApiKey> for ApiKeyDto {
             env: key.env.as_str(),
             scopes: key.scopes.iter().map(|s| s.as_str()).collect(),
             rate_limit_tier: key.rate_limit_tier.as_str(),
-            status: if key.is_active() { "active" } else { "revoked" },
+            status: if revoked_at.is_none() {
+                "active"
+            } else {
+                "revoked"
+            },
             created_at: wire_time::other(key.created_at),
             last_used_at: key.last_used_at.map(wire_time::other),
-            // Rotation (and its grace window) is not offered yet: nothing is ever rotated.
-            rotated_at: None,
-            revoked_at: key.revoked_at().map(wire_time::other),
-            grace_until: None,
-            superseded_by: None,
+            rotated_at: key.rotated_at.map(wire_time::other),
+            revoked_at: revoked_at.map(wire_time::other),
+            grace_until: key.superseded.map(|s| wire_time::other(s.grace_until)),
+            superseded_by: key.superseded.map(|s| s.by.to_string()),
         }
     }
 }
@@ -68,13 +77,40 @@ pub struct MintedApiKeyDto {
     pub secret: String,
 }
 
-impl From<&MintedKey> for MintedApiKeyDto {
-    fn from(minted: &MintedKey) -> Self {
+impl MintedApiKeyDto {
+    pub fn at(minted: &MintedKey, now: Timestamp) -> Self {
         Self {
-            api_key: ApiKeyDto::from(&minted.key),
+            api_key: ApiKeyDto::at(&minted.key, now),
             secret: minted.secret.reveal().to_owned(),
         }
     }
+}
+
+/// `201` of rotating a child's key: the new key with its secret, and the old one in its grace.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedApiKeyDto {
+    pub api_key: ApiKeyDto,
+    pub secret: String,
+    pub previous: ApiKeyDto,
+}
+
+impl RotatedApiKeyDto {
+    pub fn at(rotated: &RotatedKey, now: Timestamp) -> Self {
+        Self {
+            api_key: ApiKeyDto::at(&rotated.new.key, now),
+            secret: rotated.new.secret.reveal().to_owned(),
+            previous: ApiKeyDto::at(&rotated.previous, now),
+        }
+    }
+}
+
+/// `200` of killing a key.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KilledApiKeyDto {
+    pub api_key: ApiKeyDto,
+    pub killed: bool,
 }
 
 #[derive(Serialize, ToSchema)]

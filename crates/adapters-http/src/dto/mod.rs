@@ -6,7 +6,10 @@ mod errors;
 mod organizations;
 mod whoami;
 
-pub use api_keys::{ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, MintedApiKeyDto};
+pub use api_keys::{
+    ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, KilledApiKeyDto, MintedApiKeyDto,
+    RotatedApiKeyDto,
+};
 pub use errors::{ErrorBody, ErrorEnvelope, FieldErrorDto};
 pub use organizations::{
     ArchivedOrganizationDto, CreateOrganizationBody, CreditConfigDto, OrganizationDto,

@@ -2,11 +2,13 @@
 //! children's keys.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::api_key::Scope;
+use domain::api_key::{ApiKey, Scope};
+use domain::pagination::Page;
 
 use super::{api_key_id, organization_id, Caller};
 use crate::dto::{
-    ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, ErrorEnvelope, MintedApiKeyDto,
+    ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, ErrorEnvelope, KilledApiKeyDto,
+    MintedApiKeyDto, RotatedApiKeyDto,
 };
 use crate::error::ApiError;
 use crate::query::Query;
@@ -40,7 +42,8 @@ pub async fn create_api_key(
         .control_plane
         .mint_api_key(&caller.0, id, input.into())
         .await?;
-    Ok(HttpResponse::Created().json(MintedApiKeyDto::from(&minted)))
+    let now = state.control_plane.now();
+    Ok(HttpResponse::Created().json(MintedApiKeyDto::at(&minted, now)))
 }
 
 /// A child's keys, in every status, newest first.
@@ -69,10 +72,7 @@ pub async fn list_api_keys(
         .control_plane
         .list_api_keys(&caller.0, id, page_request)
         .await?;
-    Ok(HttpResponse::Ok().json(ApiKeyList {
-        items: page.items.iter().map(ApiKeyDto::from).collect(),
-        next_cursor: page.next_cursor.map(|c| cursor::encode(LIST, c)),
-    }))
+    Ok(HttpResponse::Ok().json(key_list(&state, page)))
 }
 
 /// Revoke a child's key now: its next request is `401`. Revoking a revoked key returns it.
@@ -100,7 +100,128 @@ pub async fn delete_api_key(
         .revoke_api_key(&caller.0, org, key)
         .await?;
     Ok(HttpResponse::Ok().json(DeletedApiKeyDto {
-        api_key: ApiKeyDto::from(&revoked),
+        api_key: ApiKeyDto::at(&revoked, state.control_plane.now()),
         deleted: true,
     }))
+}
+
+/// Rotate a child's key: a new key with the same name, scopes, env and tier; the old one keeps
+/// working for a 24 h grace window (`graceUntil`, `supersededBy`), then is revoked.
+#[utoipa::path(post, path = "/v1/organizations/{orgId}/api-keys/{keyId}/rotate", tag = "keys",
+    params(
+        ("orgId" = String, Path, description = "org_-prefixed or bare UUID"),
+        ("keyId" = String, Path, description = "key_-prefixed or bare UUID")),
+    responses(
+        (status = 201, body = RotatedApiKeyDto),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs org:admin", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: no such org or direct child, or the key is not that child's", body = ErrorEnvelope),
+        (status = 409, description = "CONFLICT: the key is superseded or revoked, or the org is archived", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed orgId or keyId", body = ErrorEnvelope),
+        (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
+pub async fn rotate_child_api_key(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::OrgAdmin)?;
+    let (org, key) = path.into_inner();
+    let (org, key) = (organization_id(&org)?, api_key_id(&key)?);
+    let rotated = state
+        .control_plane
+        .rotate_child_api_key(&caller.0, org, key)
+        .await?;
+    let now = state.control_plane.now();
+    Ok(HttpResponse::Created().json(RotatedApiKeyDto::at(&rotated, now)))
+}
+
+/// Keys of the acting organization (the caller's own, or the child named by
+/// `X-Layers-Organization`), in every status, newest first.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "keys",
+    params(
+        ("limit" = Option<usize>, Query, description = "1-100, default 25"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+    responses(
+        (status = 200, body = ApiKeyList),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs keys:read", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: bad limit or cursor", body = ErrorEnvelope),
+        (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
+pub async fn list_own_api_keys(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::KeysRead)?;
+    let page_request = Query::parse(&request, &["limit", "cursor"])?.page(LIST, 25, 100)?;
+    let page = state
+        .control_plane
+        .list_own_api_keys(&caller.0, page_request)
+        .await?;
+    Ok(HttpResponse::Ok().json(key_list(&state, page)))
+}
+
+/// Kill a key of the same organization — the leaked-key button: from its next request on it gets
+/// `503 KILL_SWITCH` with `details.scope: "key"`. Idempotent.
+#[utoipa::path(post, path = "/v1/api-keys/{keyId}/kill", tag = "keys",
+    params(("keyId" = String, Path, description = "key_-prefixed or bare UUID")),
+    responses(
+        (status = 200, body = KilledApiKeyDto),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs keys:write", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: no such key in the acting organization", body = ErrorEnvelope),
+        (status = 409, description = "CONFLICT: the acting organization is archived", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed keyId", body = ErrorEnvelope),
+        (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
+pub async fn kill_api_key(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::KeysWrite)?;
+    let key = api_key_id(&path)?;
+    let killed = state.control_plane.kill_api_key(&caller.0, key).await?;
+    Ok(HttpResponse::Ok().json(KilledApiKeyDto {
+        api_key: ApiKeyDto::at(&killed, state.control_plane.now()),
+        killed: true,
+    }))
+}
+
+/// Replace a key's secret in place: same id, new handle and secret; the old secret is `401` at
+/// once.
+#[utoipa::path(post, path = "/v1/api-keys/{keyId}/rotate", tag = "keys",
+    params(("keyId" = String, Path, description = "key_-prefixed or bare UUID")),
+    responses(
+        (status = 200, body = MintedApiKeyDto),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs keys:write", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: no such key in the acting organization", body = ErrorEnvelope),
+        (status = 409, description = "CONFLICT: the key is revoked, or the acting organization archived", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed keyId", body = ErrorEnvelope),
+        (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
+pub async fn rotate_own_api_key(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::KeysWrite)?;
+    let key = api_key_id(&path)?;
+    let minted = state
+        .control_plane
+        .rotate_own_api_key(&caller.0, key)
+        .await?;
+    let now = state.control_plane.now();
+    Ok(HttpResponse::Ok().json(MintedApiKeyDto::at(&minted, now)))
+}
+
+fn key_list(state: &ApiState, page: Page<ApiKey>) -> ApiKeyList {
+    let now = state.control_plane.now();
+    ApiKeyList {
+        items: page
+            .items
+            .iter()
+            .map(|key| ApiKeyDto::at(key, now))
+            .collect(),
+        next_cursor: page.next_cursor.map(|c| cursor::encode(LIST, c)),
+    }
 }

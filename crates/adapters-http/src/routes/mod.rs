@@ -18,7 +18,10 @@ use domain::{ApiKeyId, DomainError, OrganizationId};
 use crate::error::ApiError;
 use crate::{gate, ApiState};
 
-pub(crate) use api_keys::{__path_create_api_key, __path_delete_api_key, __path_list_api_keys};
+pub(crate) use api_keys::{
+    __path_create_api_key, __path_delete_api_key, __path_kill_api_key, __path_list_api_keys,
+    __path_list_own_api_keys, __path_rotate_child_api_key, __path_rotate_own_api_key,
+};
 pub(crate) use operations::{__path_healthz, __path_readyz};
 pub(crate) use organizations::{
     __path_archive, __path_create, __path_get, __path_list, __path_resume, __path_suspend,
@@ -62,6 +65,18 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
             .service(
                 resource("/v1/organizations/{orgId}/api-keys/{keyId}")
                     .route(web::delete().to(api_keys::delete_api_key)),
+            )
+            .service(
+                resource("/v1/organizations/{orgId}/api-keys/{keyId}/rotate")
+                    .route(web::post().to(api_keys::rotate_child_api_key)),
+            )
+            .service(resource("/v1/api-keys").route(web::get().to(api_keys::list_own_api_keys)))
+            .service(
+                resource("/v1/api-keys/{keyId}/kill").route(web::post().to(api_keys::kill_api_key)),
+            )
+            .service(
+                resource("/v1/api-keys/{keyId}/rotate")
+                    .route(web::post().to(api_keys::rotate_own_api_key)),
             )
             .default_service(web::to(|| async {
                 Err::<web::Json<()>, _>(ApiError::not_found_route())

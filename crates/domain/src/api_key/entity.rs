@@ -83,10 +83,36 @@ impl FromStr for RateLimitTier {
     }
 }
 
+/// What was done to a key, as stored. Whether it still admits requests also depends on time
+/// (a rotated key's grace window): see [`ApiKey::state_at`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
     Active,
+    /// Revoked by its parent, by archiving its organization, or replaced by in-place rotation.
+    Revoked {
+        at: Timestamp,
+    },
+    /// Killed by a key of its own organization (the leaked-key button): refused with the kill
+    /// switch, not with 401, so the holder learns why.
+    Killed {
+        at: Timestamp,
+    },
+}
+
+/// A child key rotated by its parent: it keeps working until `grace_until`, then is revoked —
+/// decided at read time, so no sweeper is needed for correctness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Supersession {
+    pub by: ApiKeyId,
+    pub grace_until: Timestamp,
+}
+
+/// Whether a key admits requests at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Usable,
     Revoked { at: Timestamp },
+    Killed { at: Timestamp },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +128,9 @@ pub struct ApiKey {
     pub status: KeyStatus,
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
+    /// When its secret was last replaced, or when it was superseded by a new key.
+    pub rotated_at: Option<Timestamp>,
+    pub superseded: Option<Supersession>,
 }
 
 impl ApiKey {
@@ -110,14 +139,71 @@ impl ApiKey {
         format!("lp_{}_{}", self.env.as_str(), self.handle.as_str())
     }
 
-    pub fn is_active(&self) -> bool {
-        self.status == KeyStatus::Active
+    /// Whether the key admits requests at `now`: a superseded key stops at its grace's end.
+    pub fn state_at(&self, now: Timestamp) -> KeyState {
+        match (self.status, self.superseded) {
+            (KeyStatus::Revoked { at }, _) => KeyState::Revoked { at },
+            (KeyStatus::Killed { at }, _) => KeyState::Killed { at },
+            (KeyStatus::Active, Some(s)) if now >= s.grace_until => {
+                KeyState::Revoked { at: s.grace_until }
+            }
+            (KeyStatus::Active, _) => KeyState::Usable,
+        }
     }
 
-    pub fn revoked_at(&self) -> Option<Timestamp> {
-        match self.status {
-            KeyStatus::Revoked { at } => Some(at),
-            KeyStatus::Active => None,
+    pub fn is_usable_at(&self, now: Timestamp) -> bool {
+        self.state_at(now) == KeyState::Usable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api_key::MintedSecret;
+
+    fn at(micros: i64) -> Timestamp {
+        Timestamp::from_unix_micros(micros).unwrap()
+    }
+
+    fn key(status: KeyStatus, superseded: Option<Supersession>) -> ApiKey {
+        let secret = MintedSecret::new(KeyEnv::Live, [1; 10], [2; 32]);
+        ApiKey {
+            id: ApiKeyId::from_uuid(uuid::Uuid::from_u128(1)),
+            organization_id: OrganizationId::from_uuid(uuid::Uuid::from_u128(2)),
+            name: KeyName::parse("k").unwrap(),
+            env: KeyEnv::Live,
+            handle: secret.handle.clone(),
+            secret_hash: secret.hash.clone(),
+            scopes: Scopes::default(),
+            rate_limit_tier: RateLimitTier::Standard,
+            status,
+            created_at: at(0),
+            last_used_at: None,
+            rotated_at: None,
+            superseded,
         }
+    }
+
+    #[test]
+    fn a_superseded_key_works_until_its_grace_ends_exactly() {
+        let grace = Supersession {
+            by: ApiKeyId::from_uuid(uuid::Uuid::from_u128(3)),
+            grace_until: at(100),
+        };
+        let rotated = key(KeyStatus::Active, Some(grace));
+        assert_eq!(rotated.state_at(at(99)), KeyState::Usable);
+        assert_eq!(rotated.state_at(at(100)), KeyState::Revoked { at: at(100) });
+        assert_eq!(
+            key(KeyStatus::Killed { at: at(5) }, None).state_at(at(6)),
+            KeyState::Killed { at: at(5) }
+        );
+        assert_eq!(
+            key(KeyStatus::Revoked { at: at(5) }, Some(grace)).state_at(at(6)),
+            KeyState::Revoked { at: at(5) }
+        );
+        assert_eq!(
+            key(KeyStatus::Active, None).state_at(at(1_000_000)),
+            KeyState::Usable
+        );
     }
 }

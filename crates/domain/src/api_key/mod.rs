@@ -4,6 +4,6 @@ mod entity;
 mod scope;
 mod secret;
 
-pub use entity::{ApiKey, KeyName, KeyStatus, RateLimitTier};
+pub use entity::{ApiKey, KeyName, KeyState, KeyStatus, RateLimitTier, Supersession};
 pub use scope::{Scope, Scopes};
 pub use secret::{KeyEnv, KeyHandle, MintedSecret, PresentedKey, SecretHash};

@@ -1,5 +1,7 @@
 use super::organizations::state_conflict;
+use super::own_keys::key_conflict;
 use super::ControlPlane;
+use crate::api_key::Supersession;
 use crate::api_key::{
     ApiKey, KeyEnv, KeyName, KeyStatus, MintedSecret, RateLimitTier, Scope, Scopes,
 };
@@ -7,7 +9,7 @@ use crate::error::Resource;
 use crate::organization::OrganizationStatus;
 use crate::pagination::{Page, PageCursor, PageRequest};
 use crate::policy::{self, Principal};
-use crate::ports::KeyInsert;
+use crate::ports::{KeyInsert, Rotation};
 use crate::validation::FieldError;
 use crate::{ApiKeyId, DomainError, OrganizationId};
 
@@ -18,6 +20,16 @@ pub struct NewApiKey {
     pub scopes: Vec<String>,
     /// `live` when absent.
     pub env: Option<String>,
+}
+
+/// How long a rotated child key keeps working (API.md §5.2).
+pub const ROTATION_GRACE: time::Duration = time::Duration::hours(24);
+
+/// A rotation: the new key (with its secret, shown once) and the old key as it now is.
+#[derive(Debug)]
+pub struct RotatedKey {
+    pub new: MintedKey,
+    pub previous: ApiKey,
 }
 
 /// A new key and its secret, which is shown this once and never again.
@@ -96,6 +108,8 @@ impl ControlPlane {
             status: KeyStatus::Active,
             created_at: self.ports.clock.now(),
             last_used_at: None,
+            rotated_at: None,
+            superseded: None,
         };
         match self.ports.api_keys.insert(&key).await? {
             KeyInsert::Inserted => Ok(MintedKey { key, secret }),
@@ -118,10 +132,18 @@ impl ControlPlane {
     ) -> Result<Page<ApiKey>, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         let organization = self.load_child(principal, organization_id).await?;
+        self.list_keys_of(organization.id, page).await
+    }
+
+    pub(super) async fn list_keys_of(
+        &self,
+        organization: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<ApiKey>, DomainError> {
         let rows = self
             .ports
             .api_keys
-            .list(organization.id, page.overfetch())
+            .list(organization, page.overfetch())
             .await?;
         Ok(Page::from_overfetch(rows, page.limit, |key| PageCursor {
             created_at: key.created_at,
@@ -149,6 +171,69 @@ impl ControlPlane {
             .revoke(key_id, now)
             .await?
             .ok_or(not_found)
+    }
+
+    /// Rotates a child's key (API.md §5.2): a new key with the same name, scopes, env and tier;
+    /// the old one keeps working for [`ROTATION_GRACE`], then is revoked.
+    pub async fn rotate_child_api_key(
+        &self,
+        principal: &Principal,
+        organization_id: OrganizationId,
+        key_id: ApiKeyId,
+    ) -> Result<RotatedKey, DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        let organization = self.load_child(principal, organization_id).await?;
+        let old = match self.ports.api_keys.find(key_id).await? {
+            Some(key) if key.organization_id == organization.id => key,
+            _ => return Err(DomainError::NotFound(Resource::ApiKey)),
+        };
+        policy::ensure_writable(&organization)?;
+        let now = self.ports.clock.now();
+        if !old.is_usable_at(now) || old.superseded.is_some() {
+            return Err(key_conflict(&old, now));
+        }
+        let secret = self.mint_secret(old.env);
+        let new = ApiKey {
+            id: ApiKeyId::from_uuid(self.new_uuid()),
+            handle: secret.handle.clone(),
+            secret_hash: secret.hash.clone(),
+            status: KeyStatus::Active,
+            created_at: now,
+            last_used_at: None,
+            rotated_at: None,
+            superseded: None,
+            ..old.clone()
+        };
+        let supersession = Supersession {
+            by: new.id,
+            grace_until: now.plus(ROTATION_GRACE),
+        };
+        match self
+            .ports
+            .api_keys
+            .rotate(old.id, supersession, now, &new)
+            .await?
+        {
+            Rotation::Applied => Ok(RotatedKey {
+                new: MintedKey { key: new, secret },
+                previous: ApiKey {
+                    rotated_at: Some(now),
+                    superseded: Some(supersession),
+                    ..old
+                },
+            }),
+            Rotation::KeyNotRotatable => {
+                let current = self.ports.api_keys.find(old.id).await?.unwrap_or(old);
+                Err(key_conflict(&current, now))
+            }
+            Rotation::OrganizationClosed => {
+                let now_archived = self.load_child(principal, organization_id).await?;
+                Err(state_conflict(
+                    &now_archived,
+                    "an archived organization cannot get new keys",
+                ))
+            }
+        }
     }
 
     pub(super) fn mint_secret(&self, env: KeyEnv) -> MintedSecret {

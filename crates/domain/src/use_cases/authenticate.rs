@@ -1,7 +1,11 @@
 use super::ControlPlane;
-use crate::api_key::PresentedKey;
+use crate::api_key::{KeyState, PresentedKey, Scope};
 use crate::policy::{self, Principal};
-use crate::DomainError;
+use crate::validation::FieldError;
+use crate::{DomainError, OrganizationId};
+
+/// The header through which a parent acts inside one of its children.
+pub const ACTING_HEADER: &str = "X-Layers-Organization";
 
 impl ControlPlane {
     /// Admits a request by its bearer key (API.md §2.1, §3): the key must parse, exist, carry the
@@ -20,16 +24,37 @@ impl ControlPlane {
             .await?
             .ok_or(DomainError::Unauthenticated)?;
         let key = &credentials.key;
-        if key.env != presented.env
-            || !key.secret_hash.matches(presented.secret())
-            || !key.is_active()
-        {
+        let now = self.ports.clock.now();
+        // A killed key is answered by the kill switch, so its holder learns why; every other
+        // key that is not usable now (revoked, past its rotation grace) is simply unknown.
+        let refused = matches!(key.state_at(now), KeyState::Revoked { .. });
+        if key.env != presented.env || !key.secret_hash.matches(presented.secret()) || refused {
             return Err(DomainError::Unauthenticated);
         }
-        policy::kill_switch(&credentials).map_err(DomainError::KillSwitch)?;
+        policy::kill_switch(&credentials, now).map_err(DomainError::KillSwitch)?;
+        self.usage.record(credentials.key.id, now);
         Ok(Principal {
             key: credentials.key,
             organization: credentials.organization,
+            acting: None,
+        })
+    }
+
+    /// Acting inside a child (`X-Layers-Organization`, API.md §2.3): only an `org:admin` key of
+    /// the child's parent may (403), the header must be an organization id (422), and the
+    /// organization must be a direct child (404).
+    pub async fn act_inside(
+        &self,
+        principal: Principal,
+        header: &str,
+    ) -> Result<Principal, DomainError> {
+        policy::require_scope(&principal, Scope::OrgAdmin)?;
+        let id = OrganizationId::parse(header.trim())
+            .map_err(|e| DomainError::validation(FieldError::new(ACTING_HEADER, e.to_string())))?;
+        let child = self.load_child(&principal, id).await?;
+        Ok(Principal {
+            acting: Some(child),
+            ..principal
         })
     }
 }

@@ -5,8 +5,10 @@
 
 mod api_keys;
 mod authenticate;
+mod key_usage;
 mod operator;
 mod organizations;
+mod own_keys;
 
 use std::sync::Arc;
 
@@ -14,7 +16,9 @@ use uuid::Uuid;
 
 use crate::ports::{ApiKeyStore, Clock, OrganizationStore, RandomSource};
 
-pub use api_keys::{MintedKey, NewApiKey};
+pub use api_keys::{MintedKey, NewApiKey, RotatedKey, ROTATION_GRACE};
+pub use authenticate::ACTING_HEADER;
+pub use key_usage::KeyUsage;
 pub use operator::{Bootstrap, BootstrapOutcome};
 pub use organizations::{ArchiveReport, NewOrganization, OrganizationPatch, OrganizationSummary};
 
@@ -30,11 +34,21 @@ pub struct Ports {
 #[derive(Clone)]
 pub struct ControlPlane {
     ports: Ports,
+    usage: Arc<KeyUsage>,
 }
 
 impl ControlPlane {
     pub fn new(ports: Ports) -> Self {
-        Self { ports }
+        Self {
+            ports,
+            usage: Arc::default(),
+        }
+    }
+
+    /// The current instant, from the clock port: what responses that depend on time (a rotated
+    /// key's status) are computed at.
+    pub fn now(&self) -> crate::Timestamp {
+        self.ports.clock.now()
     }
 
     /// A random (v4) UUID from the random port.

@@ -89,6 +89,8 @@ impl ControlPlane {
             status: KeyStatus::Active,
             created_at: now,
             last_used_at: None,
+            rotated_at: None,
+            superseded: None,
         };
         match self.insert_operator_key(&key).await {
             Ok(()) => {
@@ -153,6 +155,8 @@ impl ControlPlane {
             status: KeyStatus::Active,
             created_at: organization.created_at,
             last_used_at: None,
+            rotated_at: None,
+            superseded: None,
         };
         self.insert_operator_key(&key).await?;
         Ok((organization, MintedKey { key, secret }))
@@ -174,6 +178,19 @@ impl ControlPlane {
             LifecycleAction::Resume,
         )
         .await
+    }
+
+    /// Sets a key's rate-limit tier (API.md §1.7: the operator's CLI).
+    pub async fn set_rate_limit_tier(
+        &self,
+        key: ApiKeyId,
+        tier: RateLimitTier,
+    ) -> Result<ApiKey, DomainError> {
+        self.ports
+            .api_keys
+            .set_rate_limit_tier(key, tier)
+            .await?
+            .ok_or(DomainError::NotFound(crate::error::Resource::ApiKey))
     }
 
     async fn load_top_level(&self, id: OrganizationId) -> Result<Organization, DomainError> {

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use super::{ControlPlane, MAX_ATTEMPTS};
 use crate::api_key::Scope;
+use crate::error::ConflictSubject;
 use crate::organization::lifecycle::{self, LifecycleAction, Transition};
 use crate::organization::{
     BillingEmail, Metadata, MetadataPatch, Organization, OrganizationName, OrganizationStatus,
@@ -125,7 +126,12 @@ impl ControlPlane {
         id: OrganizationId,
     ) -> Result<OrganizationSummary, DomainError> {
         let organization = self.load_child(principal, id).await?;
-        let active_api_keys = self.ports.api_keys.count_active(organization.id).await?;
+        let now = self.ports.clock.now();
+        let active_api_keys = self
+            .ports
+            .api_keys
+            .count_active(organization.id, now)
+            .await?;
         Ok(OrganizationSummary {
             organization,
             active_api_keys,
@@ -327,8 +333,10 @@ fn decide(
 pub(super) fn state_conflict(org: &Organization, message: &str) -> DomainError {
     DomainError::Conflict {
         message: message.to_owned(),
-        organization_id: org.id,
-        status: org.status.kind(),
+        subject: ConflictSubject::Organization {
+            id: org.id,
+            status: org.status.kind(),
+        },
     }
 }
 

@@ -80,6 +80,8 @@ pub fn key(organization: &Organization, scopes: &[Scope]) -> (ApiKey, MintedSecr
         status: KeyStatus::Active,
         created_at: at(0),
         last_used_at: None,
+        rotated_at: None,
+        superseded: None,
     };
     (key, secret)
 }
@@ -88,7 +90,11 @@ pub fn key(organization: &Organization, scopes: &[Scope]) -> (ApiKey, MintedSecr
 pub fn partner(scopes: &[Scope]) -> Principal {
     let organization = org(None, OrganizationStatus::Active);
     let (key, _) = key(&organization, scopes);
-    Principal { key, organization }
+    Principal {
+        key,
+        organization,
+        acting: None,
+    }
 }
 
 pub fn admin() -> Principal {

@@ -1,3 +1,4 @@
+use crate::error::ConflictSubject;
 use futures_executor::block_on;
 
 use crate::api_key::{KeyEnv, RateLimitTier, Scope};
@@ -113,7 +114,10 @@ fn minting_for_an_archived_child_is_a_conflict_even_when_archived_mid_way() {
     assert!(matches!(
         result,
         Err(DomainError::Conflict {
-            status: StatusKind::Archived,
+            subject: ConflictSubject::Organization {
+                status: StatusKind::Archived,
+                ..
+            },
             ..
         })
     ));
@@ -155,7 +159,10 @@ fn minting_for_an_archived_child_is_a_conflict_even_when_archived_mid_way() {
     assert!(matches!(
         result,
         Err(DomainError::Conflict {
-            status: StatusKind::Archived,
+            subject: ConflictSubject::Organization {
+                status: StatusKind::Archived,
+                ..
+            },
             ..
         })
     ));

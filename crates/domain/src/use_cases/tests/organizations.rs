@@ -1,3 +1,4 @@
+use crate::error::ConflictSubject;
 use std::collections::BTreeMap;
 
 use futures_executor::block_on;
@@ -191,7 +192,10 @@ fn suspending_or_resuming_an_archived_child_is_a_conflict() {
         assert!(matches!(
             result,
             Err(DomainError::Conflict {
-                status: StatusKind::Archived,
+                subject: ConflictSubject::Organization {
+                    status: StatusKind::Archived,
+                    ..
+                },
                 ..
             })
         ));
