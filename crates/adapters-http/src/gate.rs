@@ -45,15 +45,21 @@ async fn admit_and_serve(
     let admitted = if PUBLIC_PATHS.contains(&request.path()) {
         Ok(())
     } else {
-        admit(&request).await.and_then(|principal| {
-            key_id = Some(principal.key.id.to_string());
-            // Right after the kill switch: 401 → 503 → 429 → 403 → … (docs/rate-limits.md).
-            let verdict = rate_limit::check(&request, &principal);
-            rate_verdict = Some(verdict);
-            verdict.enforce()?;
-            request.extensions_mut().insert(principal);
-            Ok(())
-        })
+        match admit(&request).await {
+            Err(refused) => Err(refused),
+            Ok(principal) => {
+                key_id = Some(principal.key.id.to_string());
+                // Right after the kill switch: 401 → 503 → 429 → 403 → … (docs/rate-limits.md).
+                let verdict = rate_limit::check(&request, &principal);
+                rate_verdict = Some(verdict);
+                match verdict.enforce() {
+                    Err(refused) => Err(refused),
+                    Ok(()) => act(&request, principal).await.map(|principal| {
+                        request.extensions_mut().insert(principal);
+                    }),
+                }
+            }
+        }
     };
     let mut response = match admitted {
         Err(refused) => request.into_response(refused.error_response()),
@@ -106,14 +112,19 @@ async fn admit(request: &ServiceRequest) -> Result<Principal, ApiError> {
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .ok_or(DomainError::Unauthenticated)?;
-    let principal = state.control_plane.authenticate(bearer).await?;
-    // Acting inside a child (API.md §2.3); the control plane's own routes ignore the header.
-    let acting = request.headers().get(ACTING_HEADER);
-    match acting {
-        Some(value) if !request.path().starts_with("/v1/organizations") => {
-            let header = value.to_str().unwrap_or("");
-            Ok(state.control_plane.act_inside(principal, header).await?)
-        }
-        _ => Ok(principal),
-    }
+    Ok(state.control_plane.authenticate(bearer).await?)
+}
+
+/// Acting inside a child (`X-Layers-Organization`, API.md §2.3): 403, 422 or 404 when the
+/// caller may not. The control plane's own routes ignore the header.
+async fn act(request: &ServiceRequest, principal: Principal) -> Result<Principal, ApiError> {
+    let header = match request.headers().get(ACTING_HEADER) {
+        Some(value) if !request.path().starts_with("/v1/organizations") => value,
+        _ => return Ok(principal),
+    };
+    let state = request
+        .app_data::<web::Data<ApiState>>()
+        .ok_or_else(|| ApiError::platform("ApiState is not registered"))?;
+    let header = header.to_str().unwrap_or("");
+    Ok(state.control_plane.act_inside(principal, header).await?)
 }

@@ -16,6 +16,7 @@ use adapters_memory::MemoryStore;
 use adapters_pg::{PgStore, PoolSettings};
 use anyhow::Context;
 use domain::api_key::RateLimitTier;
+use domain::ports::Clock;
 use domain::use_cases::{Bootstrap, BootstrapOutcome, ControlPlane, Ports};
 
 pub use config::{Cli, Command, Config};
@@ -68,6 +69,14 @@ impl Readiness for PgReadiness {
 
 /// The control plane on the store the configuration names, and how to tell it is ready.
 pub async fn wire(config: &Config) -> anyhow::Result<(ControlPlane, Arc<dyn Readiness>)> {
+    wire_with_clock(config, Arc::new(system::SystemClock)).await
+}
+
+/// [`wire`] with a clock of the caller's: tests move time through it instead of sleeping.
+pub async fn wire_with_clock(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(ControlPlane, Arc<dyn Readiness>)> {
     match &config.database_url {
         None => {
             tracing::warn!(
@@ -75,7 +84,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<(ControlPlane, Arc<dyn Read
             );
             let store = Arc::new(MemoryStore::new());
             Ok((
-                ControlPlane::new(ports(store.clone(), store)),
+                ControlPlane::new(ports(store.clone(), store, clock)),
                 Arc::new(AlwaysReady),
             ))
         }
@@ -92,7 +101,10 @@ pub async fn wire(config: &Config) -> anyhow::Result<(ControlPlane, Arc<dyn Read
             let store = PgStore::connect_lazy(url, settings).context("configuring the pool")?;
             let readiness = Arc::new(PgReadiness(store.clone()));
             let store = Arc::new(store);
-            Ok((ControlPlane::new(ports(store.clone(), store)), readiness))
+            Ok((
+                ControlPlane::new(ports(store.clone(), store, clock)),
+                readiness,
+            ))
         }
     }
 }
@@ -100,7 +112,12 @@ pub async fn wire(config: &Config) -> anyhow::Result<(ControlPlane, Arc<dyn Read
 impl Application {
     /// Wires the store, bootstraps, and binds the listener (port 0 picks a free one).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let (control_plane, readiness) = wire(&config).await?;
+        Self::build_with_clock(config, Arc::new(system::SystemClock)).await
+    }
+
+    /// [`Self::build`] with a clock of the caller's (tests control time through it).
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let (control_plane, readiness) = wire_with_clock(&config, clock).await?;
         let generated_admin_key = bootstrap(&control_plane, &config).await?;
 
         let listener = TcpListener::bind(&config.bind_addr)
@@ -155,14 +172,14 @@ impl Application {
     }
 }
 
-fn ports<S>(organizations: Arc<S>, api_keys: Arc<S>) -> Ports
+fn ports<S>(organizations: Arc<S>, api_keys: Arc<S>, clock: Arc<dyn Clock>) -> Ports
 where
     S: domain::ports::OrganizationStore + domain::ports::ApiKeyStore + 'static,
 {
     Ports {
         organizations,
         api_keys,
-        clock: Arc::new(system::SystemClock),
+        clock,
         random: Arc::new(system::OsRandom),
     }
 }

@@ -150,3 +150,29 @@ async fn two_pools_see_a_suspension_at_once() {
         first.get("/v1/whoami", &key).await.assert_ok(200);
     }
 }
+
+/// A key killed through one server is refused by the other on its very next request, while the
+/// organization's other keys keep working there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_holds_across_servers() {
+    let first = TestApp::spawn(crate::support::Store::Postgres).await;
+    let mut config = server::Config::embedded();
+    config.database_url = first.database_url().map(str::to_owned);
+    config.bootstrap_admin_key = Some(first.admin_key.clone());
+    config.http_workers = Some(1);
+    let second = TestApp::start(config).await;
+    let child = first.create_child("Acme").await;
+    let (leaked, leaked_secret) = first.mint_key(&child, &["credits:read"]).await;
+    let (_, other_secret) = first.mint_key(&child, &["keys:write"]).await;
+    second
+        .get("/v1/whoami", &leaked_secret)
+        .await
+        .assert_ok(200);
+    first
+        .post_empty(&format!("/v1/api-keys/{leaked}/kill"), &other_secret)
+        .await
+        .assert_ok(200);
+    let refused = second.get("/v1/whoami", &leaked_secret).await;
+    assert_eq!(refused.assert_error(503, "KILL_SWITCH")["scope"], "key");
+    second.get("/v1/whoami", &other_secret).await.assert_ok(200);
+}

@@ -5,9 +5,11 @@
 
 mod support;
 
+mod acting;
 mod api_keys;
 mod cross_process;
 mod errors;
+mod key_lifecycle;
 mod kill_switch;
 mod organizations;
 mod outage;

@@ -1,10 +1,13 @@
 //! Spawning a server for one test, and a small HTTP client for it.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use adapters_pg::testing::TestDatabase;
 use domain::api_key::{KeyEnv, MintedSecret, RateLimitTier};
 use domain::organization::OrganizationName;
+use domain::ports::Clock;
+use domain::Timestamp;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use server::{Application, Config};
@@ -49,6 +52,29 @@ pub struct TestApp {
     client: reqwest::Client,
     /// Keeps the test's database alive as long as the test; dropping it drops the database.
     database: Option<TestDatabase>,
+    /// The server's clock: real time plus whatever the test moved it by.
+    pub clock: Arc<TestClock>,
+}
+
+/// Real time, shifted by what the test says: time moves without sleeping.
+#[derive(Default)]
+pub struct TestClock {
+    offset_micros: AtomicI64,
+}
+
+impl TestClock {
+    pub fn advance(&self, by: time::Duration) {
+        let micros = i64::try_from(by.whole_microseconds()).unwrap();
+        self.offset_micros.fetch_add(micros, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        let shifted = time::OffsetDateTime::now_utc()
+            + time::Duration::microseconds(self.offset_micros.load(Ordering::SeqCst));
+        Timestamp::from_offset_datetime(shifted)
+    }
 }
 
 pub struct Response {
@@ -107,7 +133,8 @@ impl TestApp {
     /// A server on `config`, whose store outlives it (another server's database, say).
     pub async fn start(config: Config) -> TestApp {
         init_logs();
-        let app = Application::build(config.clone())
+        let clock = Arc::new(TestClock::default());
+        let app = Application::build_with_clock(config.clone(), clock.clone())
             .await
             .expect("the server starts");
         let admin_key = match &config.bootstrap_admin_key {
@@ -127,6 +154,7 @@ impl TestApp {
             control_plane,
             client: reqwest::Client::new(),
             database: None,
+            clock,
         };
         let whoami = test_app
             .get("/v1/whoami", &test_app.admin_key.clone())
@@ -153,6 +181,11 @@ impl TestApp {
         (org.id.to_string(), minted.secret.reveal().to_owned())
     }
 
+    /// The use cases the server runs on (operator actions, flushing key usage).
+    pub fn control_plane(&self) -> &domain::use_cases::ControlPlane {
+        &self.control_plane
+    }
+
     /// The operator's platform-level kill switch on a top-level organization.
     pub async fn suspend_top_level(&self, org: &str) {
         let id = domain::OrganizationId::parse(org).unwrap();
@@ -166,9 +199,24 @@ impl TestApp {
         key: Option<&str>,
         body: Option<Value>,
     ) -> Response {
+        self.request_with_headers(method, path, key, body, &[])
+            .await
+    }
+
+    pub async fn request_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut request = self
             .client
             .request(method, format!("{}{}", self.base, path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
