@@ -36,27 +36,19 @@ pub async fn read(
 }
 
 /// A required JSON body.
-pub async fn json<T: DeserializeOwned>(
-    request: &HttpRequest,
-    payload: web::Payload,
-) -> Result<T, ApiError> {
-    let bytes = read(request, payload).await?;
+pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid("body", "is required: a JSON object"));
     }
-    parse(&bytes)
+    parse(bytes)
 }
 
 /// An optional JSON body: none at all (what `curl -X POST` sends) is `None`.
-pub async fn optional_json<T: DeserializeOwned>(
-    request: &HttpRequest,
-    payload: web::Payload,
-) -> Result<Option<T>, ApiError> {
-    let bytes = read(request, payload).await?;
+pub fn optional_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    parse(&bytes).map(Some)
+    parse(bytes).map(Some)
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     Unavailable,
     KillSwitch,
     RateLimited,
+    IdempotencyConflict,
+    IdempotencyRequired,
 }
 
 impl ErrorCode {
@@ -44,6 +46,8 @@ impl ErrorCode {
             Self::Unavailable => "UNAVAILABLE",
             Self::KillSwitch => "KILL_SWITCH",
             Self::RateLimited => "RATE_LIMITED",
+            Self::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
+            Self::IdempotencyRequired => "IDEMPOTENCY_REQUIRED",
         }
     }
 
@@ -53,7 +57,8 @@ impl ErrorCode {
             Self::ForbiddenScope => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict => StatusCode::CONFLICT,
+            Self::Conflict | Self::IdempotencyConflict => StatusCode::CONFLICT,
+            Self::IdempotencyRequired => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PlatformError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,6 +103,25 @@ impl ApiError {
 
     pub fn code(&self) -> ErrorCode {
         self.0.code
+    }
+
+    /// A refusal of the request as sent (4xx), as opposed to a failure on our side (5xx).
+    pub fn is_client_error(&self) -> bool {
+        self.status_code().is_client_error()
+    }
+
+    /// The envelope as bytes: the body of the response, and what an idempotency record keeps.
+    pub fn envelope(&self) -> Vec<u8> {
+        let problem = &self.0;
+        let envelope = ErrorEnvelope {
+            error: ErrorBody {
+                code: problem.code.as_str(),
+                message: &problem.message,
+                request_id: request_id::current(),
+                details: &problem.details,
+            },
+        };
+        serde_json::to_vec(&envelope).unwrap_or_default()
     }
 
     #[cfg(test)]
@@ -258,21 +282,16 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let problem = &self.0;
-        let request_id = request_id::current();
         if let Some(cause) = &problem.cause {
+            let request_id = request_id::current();
             tracing::error!(request_id = %request_id, code = problem.code.as_str(), cause = %cause, "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
         if problem.code == ErrorCode::Unavailable {
             response.insert_header(("Retry-After", "1"));
         }
-        response.json(ErrorEnvelope {
-            error: ErrorBody {
-                code: problem.code.as_str(),
-                message: &problem.message,
-                request_id,
-                details: &problem.details,
-            },
-        })
+        response
+            .content_type("application/json")
+            .body(self.envelope())
     }
 }

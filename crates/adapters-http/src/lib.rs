@@ -10,6 +10,7 @@ mod cursor;
 mod dto;
 mod error;
 mod gate;
+mod idempotent;
 mod openapi;
 mod query;
 mod rate_limit;

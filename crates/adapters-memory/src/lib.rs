@@ -10,11 +10,15 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use domain::api_key::{ApiKey, KeyHandle, KeyStatus, RateLimitTier, SecretHash, Supersession};
+use domain::idempotency::{
+    Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope, StoredResponse,
+};
 use domain::organization::{Organization, OrganizationStatus, Revision, StatusKind};
 use domain::pagination::PageRequest;
 use domain::policy::Credentials;
 use domain::ports::{
-    ApiKeyStore, Archive, KeyInsert, OrganizationStore, Rotation, StoreError, Write,
+    ApiKeyStore, Archive, IdempotencyStore, KeyInsert, OrganizationStore, Rotation, StoreError,
+    Write,
 };
 use domain::{ApiKeyId, OrganizationId, Timestamp};
 use uuid::Uuid;
@@ -29,6 +33,19 @@ struct State {
     organizations: HashMap<OrganizationId, Organization>,
     api_keys: HashMap<ApiKeyId, ApiKey>,
     key_ids_by_handle: HashMap<KeyHandle, ApiKeyId>,
+    idempotency: HashMap<IdempotencyScope, Record>,
+}
+
+/// An idempotency record: a claim in flight, or the final response.
+struct Record {
+    fingerprint: Fingerprint,
+    progress: Progress,
+    expires_at: Timestamp,
+}
+
+enum Progress {
+    InFlight { token: Uuid, lease_until: Timestamp },
+    Done(StoredResponse),
 }
 
 impl MemoryStore {
@@ -66,6 +83,30 @@ fn page<'a, T: Clone + 'a>(
 }
 
 impl State {
+    /// Refuses a completion whose claim is no longer in flight under its token. Called before
+    /// anything is changed, so a refusal writes nothing.
+    fn check_claim(&self, done: Option<&Completion>) -> Result<(), StoreError> {
+        let Some(done) = done else {
+            return Ok(());
+        };
+        match self.idempotency.get(&done.claim.scope).map(|r| &r.progress) {
+            Some(Progress::InFlight { token, .. }) if *token == done.claim.token => Ok(()),
+            _ => Err(StoreError::Unavailable(
+                "the idempotency claim of this request was lost; retry".to_owned(),
+            )),
+        }
+    }
+
+    /// Writes a completion checked by [`Self::check_claim`]; a no-op when there is none.
+    fn write_completion(&mut self, done: Option<Completion>) {
+        if let Some(done) = done {
+            if let Some(record) = self.idempotency.get_mut(&done.claim.scope) {
+                record.progress = Progress::Done(done.response);
+                record.expires_at = done.expires_at;
+            }
+        }
+    }
+
     /// Whether the organization exists and is not archived: it may get keys.
     fn is_open(&self, id: OrganizationId) -> bool {
         self.organizations
@@ -112,12 +153,14 @@ fn is_current(state: &State, id: OrganizationId, expected: Revision) -> bool {
 
 #[async_trait]
 impl OrganizationStore for MemoryStore {
-    async fn insert(&self, org: &Organization) -> Result<(), StoreError> {
+    async fn insert(&self, org: &Organization, done: Option<Completion>) -> Result<(), StoreError> {
         let mut state = self.state();
         if state.organizations.contains_key(&org.id) {
             return Err(StoreError::Duplicate(format!("organization {}", org.id)));
         }
+        state.check_claim(done.as_ref())?;
         state.organizations.insert(org.id, org.clone());
+        state.write_completion(done);
         Ok(())
     }
 
@@ -143,7 +186,12 @@ impl OrganizationStore for MemoryStore {
         ))
     }
 
-    async fn update(&self, org: &Organization, expected: Revision) -> Result<Write, StoreError> {
+    async fn update(
+        &self,
+        org: &Organization,
+        expected: Revision,
+        done: Option<Completion>,
+    ) -> Result<Write, StoreError> {
         if let OrganizationStatus::Archived { .. } = org.status {
             return Err(StoreError::Internal(
                 "archiving goes through OrganizationStore::archive".into(),
@@ -153,7 +201,9 @@ impl OrganizationStore for MemoryStore {
         if !is_current(&state, org.id, expected) {
             return Ok(Write::Stale);
         }
+        state.check_claim(done.as_ref())?;
         state.organizations.insert(org.id, org.clone());
+        state.write_completion(done);
         Ok(Write::Applied)
     }
 
@@ -181,21 +231,19 @@ impl OrganizationStore for MemoryStore {
 
 #[async_trait]
 impl ApiKeyStore for MemoryStore {
-    async fn insert(&self, key: &ApiKey) -> Result<KeyInsert, StoreError> {
+    async fn insert(
+        &self,
+        key: &ApiKey,
+        done: Option<Completion>,
+    ) -> Result<KeyInsert, StoreError> {
         let mut state = self.state();
-        let open = state
-            .organizations
-            .get(&key.organization_id)
-            .is_some_and(|org| org.status.kind() != StatusKind::Archived);
-        if !open {
+        if !state.is_open(key.organization_id) {
             return Ok(KeyInsert::OrganizationClosed);
         }
-        if state.api_keys.contains_key(&key.id) || state.key_ids_by_handle.contains_key(&key.handle)
-        {
-            return Err(StoreError::Duplicate(format!("API key {}", key.id)));
-        }
-        state.key_ids_by_handle.insert(key.handle.clone(), key.id);
-        state.api_keys.insert(key.id, key.clone());
+        state.check_unique(key)?;
+        state.check_claim(done.as_ref())?;
+        state.add_key(key);
+        state.write_completion(done);
         Ok(KeyInsert::Inserted)
     }
 
@@ -234,6 +282,7 @@ impl ApiKeyStore for MemoryStore {
         supersession: Supersession,
         at: Timestamp,
         new: &ApiKey,
+        done: Option<Completion>,
     ) -> Result<Rotation, StoreError> {
         let mut state = self.state();
         let Some(current) = state.api_keys.get(&old) else {
@@ -246,11 +295,13 @@ impl ApiKeyStore for MemoryStore {
             return Ok(Rotation::OrganizationClosed);
         }
         state.check_unique(new)?;
+        state.check_claim(done.as_ref())?;
         if let Some(current) = state.api_keys.get_mut(&old) {
             current.rotated_at = Some(at);
             current.superseded = Some(supersession);
         }
         state.add_key(new);
+        state.write_completion(done);
         Ok(Rotation::Applied)
     }
 
@@ -346,5 +397,77 @@ impl ApiKeyStore for MemoryStore {
             organization: organization.clone(),
             parent,
         }))
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn claim(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: Fingerprint,
+        token: Uuid,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut state = self.state();
+        let claimable = match state.idempotency.get(scope) {
+            None => true,
+            Some(record) if record.expires_at <= now => true,
+            Some(record) if record.fingerprint != fingerprint => return Ok(ClaimOutcome::Mismatch),
+            Some(Record {
+                progress: Progress::Done(response),
+                ..
+            }) => return Ok(ClaimOutcome::Replay(response.clone())),
+            Some(Record {
+                progress: Progress::InFlight { lease_until, .. },
+                ..
+            }) => *lease_until <= now,
+        };
+        if !claimable {
+            return Ok(ClaimOutcome::InFlight);
+        }
+        state.idempotency.insert(
+            scope.clone(),
+            Record {
+                fingerprint,
+                progress: Progress::InFlight { token, lease_until },
+                // An abandoned claim is claimable after its lease; the record lives until then.
+                expires_at: lease_until,
+            },
+        );
+        Ok(ClaimOutcome::Claimed(Claim {
+            scope: scope.clone(),
+            token,
+        }))
+    }
+
+    async fn complete(&self, completion: &Completion) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.check_claim(Some(completion)).is_ok() {
+            state.write_completion(Some(completion.clone()));
+        }
+        Ok(())
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let ours = matches!(
+            state.idempotency.get(&claim.scope).map(|r| &r.progress),
+            Some(Progress::InFlight { token, .. }) if *token == claim.token
+        );
+        if ours {
+            state.idempotency.remove(&claim.scope);
+        }
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let before = state.idempotency.len();
+        state
+            .idempotency
+            .retain(|_, record| record.expires_at > now);
+        Ok((before - state.idempotency.len()) as u64)
     }
 }

@@ -10,6 +10,7 @@ use diesel::prelude::{
 use diesel::sql_types::{Bool, Nullable};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use domain::api_key::{ApiKey, KeyHandle, RateLimitTier, SecretHash, Supersession};
+use domain::idempotency::Completion;
 use domain::pagination::PageRequest;
 use domain::policy::Credentials;
 use domain::ports::{ApiKeyStore, KeyInsert, Rotation, StoreError};
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{corrupt, from_diesel};
+use crate::idempotency::{complete_with_effect, from_effect_transaction};
 use crate::rows::{ApiKeyRow, OrganizationRow};
 use crate::schema::{api_keys, organizations};
 use crate::{sql_limit, PgStore};
@@ -105,7 +107,11 @@ impl PgStore {
 
 #[async_trait]
 impl ApiKeyStore for PgStore {
-    async fn insert(&self, key: &ApiKey) -> Result<KeyInsert, StoreError> {
+    async fn insert(
+        &self,
+        key: &ApiKey,
+        done: Option<Completion>,
+    ) -> Result<KeyInsert, StoreError> {
         let row = ApiKeyRow::from_domain(key);
         let organization_id = key.organization_id.as_uuid();
         let mut conn = self.conn().await?;
@@ -126,12 +132,13 @@ impl ApiKeyStore for PgStore {
                         .values(&row)
                         .execute(conn)
                         .await?;
+                    complete_with_effect(conn, done.as_ref()).await?;
                     Ok(KeyInsert::Inserted)
                 }
             }
         })
         .await
-        .map_err(from_diesel)
+        .map_err(from_effect_transaction)
     }
 
     async fn find(&self, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
@@ -191,6 +198,7 @@ impl ApiKeyStore for PgStore {
         supersession: Supersession,
         at: Timestamp,
         new: &ApiKey,
+        done: Option<Completion>,
     ) -> Result<Rotation, StoreError> {
         use api_keys::dsl;
         let row = ApiKeyRow::from_domain(new);
@@ -234,10 +242,11 @@ impl ApiKeyStore for PgStore {
                 ))
                 .execute(conn)
                 .await?;
+            complete_with_effect(conn, done.as_ref()).await?;
             Ok(Rotation::Applied)
         })
         .await
-        .map_err(from_diesel)
+        .map_err(from_effect_transaction)
     }
 
     async fn replace_secret(

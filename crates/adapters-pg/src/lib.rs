@@ -15,6 +15,7 @@
 
 mod api_keys;
 mod error;
+mod idempotency;
 mod migrations;
 mod organizations;
 mod rows;

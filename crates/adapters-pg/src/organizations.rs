@@ -5,27 +5,32 @@ use diesel::prelude::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use domain::idempotency::Completion;
 use domain::organization::{Organization, Revision, StatusKind};
 use domain::pagination::PageRequest;
 use domain::ports::{Archive, OrganizationStore, StoreError, Write};
 use domain::OrganizationId;
 
 use crate::error::from_diesel;
+use crate::idempotency::{complete_with_effect, from_effect_transaction};
 use crate::rows::{revision_to_db, OrganizationChanges, OrganizationRow};
 use crate::schema::{api_keys, organizations};
 use crate::{sql_limit, PgStore};
 
 #[async_trait]
 impl OrganizationStore for PgStore {
-    async fn insert(&self, org: &Organization) -> Result<(), StoreError> {
+    async fn insert(&self, org: &Organization, done: Option<Completion>) -> Result<(), StoreError> {
         let row = OrganizationRow::from_domain(org)?;
         let mut conn = self.conn().await?;
-        diesel::insert_into(organizations::table)
-            .values(&row)
-            .execute(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(from_diesel)
+        conn.transaction(async |conn| {
+            diesel::insert_into(organizations::table)
+                .values(&row)
+                .execute(conn)
+                .await?;
+            complete_with_effect(conn, done.as_ref()).await
+        })
+        .await
+        .map_err(from_effect_transaction)
     }
 
     async fn find(&self, id: OrganizationId) -> Result<Option<Organization>, StoreError> {
@@ -77,7 +82,12 @@ impl OrganizationStore for PgStore {
             .collect()
     }
 
-    async fn update(&self, org: &Organization, expected: Revision) -> Result<Write, StoreError> {
+    async fn update(
+        &self,
+        org: &Organization,
+        expected: Revision,
+        done: Option<Completion>,
+    ) -> Result<Write, StoreError> {
         use organizations::dsl;
         if org.status.archived_at().is_some() {
             return Err(StoreError::Internal(
@@ -86,23 +96,27 @@ impl OrganizationStore for PgStore {
         }
         let changes = OrganizationChanges::from_domain(org)?;
         let expected = revision_to_db(expected)?;
+        let id = org.id.as_uuid();
         let mut conn = self.conn().await?;
-        // Compare-and-set in one statement: concurrent writers queue on the row lock, and each
-        // re-checks the revision against the row the previous one committed.
-        let written = diesel::update(
-            organizations::table
-                .filter(dsl::id.eq(org.id.as_uuid()))
-                .filter(dsl::revision.eq(expected)),
-        )
-        .set(&changes)
-        .execute(&mut conn)
-        .await
-        .map_err(from_diesel)?;
-        Ok(if written == 0 {
-            Write::Stale
-        } else {
-            Write::Applied
+        conn.transaction(async |conn| {
+            // Compare-and-set in one statement: concurrent writers queue on the row lock, and
+            // each re-checks the revision against the row the previous one committed.
+            let written = diesel::update(
+                organizations::table
+                    .filter(dsl::id.eq(id))
+                    .filter(dsl::revision.eq(expected)),
+            )
+            .set(&changes)
+            .execute(conn)
+            .await?;
+            if written == 0 {
+                return Ok(Write::Stale);
+            }
+            complete_with_effect(conn, done.as_ref()).await?;
+            Ok(Write::Applied)
         })
+        .await
+        .map_err(from_effect_transaction)
     }
 
     async fn archive(&self, org: &Organization, expected: Revision) -> Result<Archive, StoreError> {

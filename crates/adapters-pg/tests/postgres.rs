@@ -117,16 +117,20 @@ async fn the_database_refuses_grandchildren_and_orphans() {
     let store = database.store();
     let parent = top_level(at(0));
     let child = child_of(&parent, at(1));
-    OrganizationStore::insert(&store, &parent).await.unwrap();
-    OrganizationStore::insert(&store, &child).await.unwrap();
+    OrganizationStore::insert(&store, &parent, None)
+        .await
+        .unwrap();
+    OrganizationStore::insert(&store, &child, None)
+        .await
+        .unwrap();
     let grandchild = child_of(&child, at(2));
-    let refused = OrganizationStore::insert(&store, &grandchild).await;
+    let refused = OrganizationStore::insert(&store, &grandchild, None).await;
     assert!(
         matches!(refused, Err(StoreError::Internal(_))),
         "{refused:?}"
     );
     let orphan = child_of(&top_level(at(3)), at(4));
-    let refused = OrganizationStore::insert(&store, &orphan).await;
+    let refused = OrganizationStore::insert(&store, &orphan, None).await;
     assert!(
         matches!(refused, Err(StoreError::Internal(_))),
         "{refused:?}"
@@ -151,9 +155,9 @@ async fn rows_the_domain_rejects_are_internal_errors() {
     let database = TestDatabase::create().await.unwrap();
     let store = database.store();
     let org = top_level(at(0));
-    OrganizationStore::insert(&store, &org).await.unwrap();
+    OrganizationStore::insert(&store, &org, None).await.unwrap();
     let key = key_of(&org, at(1));
-    ApiKeyStore::insert(&store, &key).await.unwrap();
+    ApiKeyStore::insert(&store, &key, None).await.unwrap();
     let mut conn = AsyncPgConnection::establish(database.url()).await.unwrap();
     conn.batch_execute(&format!(
         "UPDATE api_keys SET scopes = ARRAY['credits:read', 'root:everything'] WHERE id = '{}'",
@@ -178,7 +182,8 @@ async fn two_processes() -> Stores {
     let second = PgStore::connect(database.url(), testing::test_pool_settings())
         .await
         .unwrap();
-    Stores::from_parts(Arc::new(first), Arc::new(second), database)
+    let second = Arc::new(second);
+    Stores::from_parts(Arc::new(first), second.clone(), second, database)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -199,7 +204,7 @@ async fn connections_closed_by_the_server_are_replaced() {
     let database = TestDatabase::create().await.unwrap();
     let store = database.store();
     let org = top_level(at(0));
-    OrganizationStore::insert(&store, &org).await.unwrap();
+    OrganizationStore::insert(&store, &org, None).await.unwrap();
     // Warm the pool with a couple of connections.
     let (a, b) = tokio::join!(
         OrganizationStore::find(&store, org.id),

@@ -6,6 +6,7 @@
 
 pub mod api_key;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod organization;
 pub mod pagination;

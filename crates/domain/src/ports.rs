@@ -12,6 +12,7 @@
 use async_trait::async_trait;
 
 use crate::api_key::{ApiKey, KeyHandle, RateLimitTier, SecretHash, Supersession};
+use crate::idempotency::{Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope};
 use crate::organization::{Organization, Revision, StatusKind};
 use crate::pagination::PageRequest;
 use crate::policy::Credentials;
@@ -70,7 +71,7 @@ pub trait OrganizationStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] if an organization with that id exists.
-    async fn insert(&self, org: &Organization) -> Result<(), StoreError>;
+    async fn insert(&self, org: &Organization, done: Option<Completion>) -> Result<(), StoreError>;
 
     /// The organization with this id, in any status.
     async fn find(&self, id: OrganizationId) -> Result<Option<Organization>, StoreError>;
@@ -91,7 +92,12 @@ pub trait OrganizationStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Internal`] if `org` is archived: archiving goes through [`Self::archive`].
-    async fn update(&self, org: &Organization, expected: Revision) -> Result<Write, StoreError>;
+    async fn update(
+        &self,
+        org: &Organization,
+        expected: Revision,
+        done: Option<Completion>,
+    ) -> Result<Write, StoreError>;
 
     /// Stores the archived `org` if the stored revision is `expected`, and in the same atomic
     /// change revokes, at the archive instant, every key of the organization that is still
@@ -114,7 +120,8 @@ pub trait ApiKeyStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] if the id or the handle is taken.
-    async fn insert(&self, key: &ApiKey) -> Result<KeyInsert, StoreError>;
+    async fn insert(&self, key: &ApiKey, done: Option<Completion>)
+        -> Result<KeyInsert, StoreError>;
 
     async fn find(&self, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError>;
 
@@ -149,6 +156,7 @@ pub trait ApiKeyStore: Send + Sync {
         supersession: Supersession,
         at: Timestamp,
         new: &ApiKey,
+        done: Option<Completion>,
     ) -> Result<Rotation, StoreError>;
 
     /// Replaces the handle and secret hash of a key usable at `at`, keeping its id, and sets
@@ -190,6 +198,38 @@ pub trait ApiKeyStore: Send + Sync {
     /// suspension is seen by every process at once (API.md §3 "Immediacy").
     async fn find_credentials(&self, handle: &KeyHandle)
         -> Result<Option<Credentials>, StoreError>;
+}
+
+/// Idempotency records (API.md §1.6). Completing a claim together with an effect is done by the
+/// write methods of the other store ports (their `done` argument), in the effect's atomic change.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `scope`'s key for a request with `fingerprint` at `now`, atomically:
+    /// - no record, an expired one (`expires_at <= now`), or an abandoned claim (in flight past
+    ///   its lease): the key is claimed, with a fresh token and a lease until `lease_until` →
+    ///   [`ClaimOutcome::Claimed`];
+    /// - a completed record with the same fingerprint → [`ClaimOutcome::Replay`];
+    /// - a claim in flight with the same fingerprint → [`ClaimOutcome::InFlight`];
+    /// - any record with another fingerprint → [`ClaimOutcome::Mismatch`].
+    async fn claim(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: Fingerprint,
+        token: uuid::Uuid,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Completes a claim that is still in flight under its token; a claim already completed (by
+    /// the effect's own change) or lost is left as it is.
+    async fn complete(&self, completion: &Completion) -> Result<(), StoreError>;
+
+    /// Drops a claim still in flight under its token, so the request can be retried for real.
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
+
+    /// Deletes records that expired before `now` (scheduled cleanup); returns how many.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// The current instant, truncated to microseconds. A port so tests can control time.

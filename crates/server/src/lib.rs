@@ -36,6 +36,23 @@ async fn flush_key_usage_every(control_plane: ControlPlane, period: std::time::D
     }
 }
 
+/// How often idempotency records past their 24 h replay window are deleted.
+const IDEMPOTENCY_PURGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The scheduled cleanup of idempotency records (API.md §1.6). Expired records are already
+/// ignored when a key is claimed; this only keeps the table small.
+async fn purge_idempotency_records_every(control_plane: ControlPlane, period: std::time::Duration) {
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        match control_plane.purge_idempotency_records().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired idempotency records deleted"),
+            Err(error) => tracing::warn!(%error, "could not delete expired idempotency records"),
+        }
+    }
+}
+
 /// How long in-flight requests get to finish after SIGTERM (API.md §10).
 const SHUTDOWN_GRACE_SECS: u64 = 30;
 
@@ -84,7 +101,7 @@ pub async fn wire_with_clock(
             );
             let store = Arc::new(MemoryStore::new());
             Ok((
-                ControlPlane::new(ports(store.clone(), store, clock)),
+                ControlPlane::new(ports(store, clock)),
                 Arc::new(AlwaysReady),
             ))
         }
@@ -101,10 +118,7 @@ pub async fn wire_with_clock(
             let store = PgStore::connect_lazy(url, settings).context("configuring the pool")?;
             let readiness = Arc::new(PgReadiness(store.clone()));
             let store = Arc::new(store);
-            Ok((
-                ControlPlane::new(ports(store.clone(), store, clock)),
-                readiness,
-            ))
+            Ok((ControlPlane::new(ports(store, clock)), readiness))
         }
     }
 }
@@ -162,8 +176,13 @@ impl Application {
             self.control_plane.clone(),
             KEY_USAGE_FLUSH,
         ));
+        let cleanup = tokio::spawn(purge_idempotency_records_every(
+            self.control_plane.clone(),
+            IDEMPOTENCY_PURGE,
+        ));
         let served = self.server.await;
         usage.abort();
+        cleanup.abort();
         // The last batch of `lastUsedAt` instants, so a clean stop loses none.
         if let Err(error) = self.control_plane.flush_key_usage().await {
             tracing::warn!(%error, "could not record the last uses of API keys at shutdown");
@@ -172,13 +191,17 @@ impl Application {
     }
 }
 
-fn ports<S>(organizations: Arc<S>, api_keys: Arc<S>, clock: Arc<dyn Clock>) -> Ports
+fn ports<S>(store: Arc<S>, clock: Arc<dyn Clock>) -> Ports
 where
-    S: domain::ports::OrganizationStore + domain::ports::ApiKeyStore + 'static,
+    S: domain::ports::OrganizationStore
+        + domain::ports::ApiKeyStore
+        + domain::ports::IdempotencyStore
+        + 'static,
 {
     Ports {
-        organizations,
-        api_keys,
+        organizations: store.clone(),
+        api_keys: store.clone(),
+        idempotency: store,
         clock,
         random: Arc::new(system::OsRandom),
     }

@@ -19,7 +19,7 @@ use crate::Stores;
 
 async fn insert_org(s: &Stores, org: &Organization) {
     s.organizations
-        .insert(org)
+        .insert(org, None)
         .await
         .unwrap_or_else(|e| panic!("inserting {org:?}: {e}"));
 }
@@ -27,7 +27,7 @@ async fn insert_org(s: &Stores, org: &Organization) {
 async fn insert_key(s: &Stores, key: &ApiKey) {
     let outcome = s
         .api_keys
-        .insert(key)
+        .insert(key, None)
         .await
         .unwrap_or_else(|e| panic!("inserting {key:?}: {e}"));
     assert_eq!(outcome, KeyInsert::Inserted, "inserting {key:?}");
@@ -106,7 +106,7 @@ pub async fn organization_insert_same_id_is_duplicate(s: &Stores) {
         created_at: at(99),
         ..first.clone()
     };
-    let result = s.organizations.insert(&second).await;
+    let result = s.organizations.insert(&second, None).await;
     assert!(
         matches!(result, Err(StoreError::Duplicate(_))),
         "expected Duplicate, got {result:?}"
@@ -333,7 +333,7 @@ pub async fn update_applies_when_the_revision_matches(s: &Stores) {
     };
     assert_eq!(
         s.organizations
-            .update(&changed, child.revision)
+            .update(&changed, child.revision, None)
             .await
             .unwrap(),
         Write::Applied
@@ -344,7 +344,7 @@ pub async fn update_applies_when_the_revision_matches(s: &Stores) {
     let paused = suspended(&changed, at(200));
     assert_eq!(
         s.organizations
-            .update(&paused, changed.revision)
+            .update(&paused, changed.revision, None)
             .await
             .unwrap(),
         Write::Applied
@@ -360,7 +360,7 @@ pub async fn update_applies_when_the_revision_matches(s: &Stores) {
     };
     assert_eq!(
         s.organizations
-            .update(&resumed, paused.revision)
+            .update(&resumed, paused.revision, None)
             .await
             .unwrap(),
         Write::Applied
@@ -381,7 +381,10 @@ pub async fn update_is_stale_and_writes_nothing_when_the_revision_differs(s: &St
             ..suspended(&child, at(100))
         };
         assert_eq!(
-            s.organizations.update(&changed, expected).await.unwrap(),
+            s.organizations
+                .update(&changed, expected, None)
+                .await
+                .unwrap(),
             Write::Stale,
             "expected {expected:?}"
         );
@@ -398,7 +401,7 @@ pub async fn update_of_an_unknown_organization_is_stale(s: &Stores) {
     };
     assert_eq!(
         s.organizations
-            .update(&changed, ghost.revision)
+            .update(&changed, ghost.revision, None)
             .await
             .unwrap(),
         Write::Stale
@@ -523,7 +526,7 @@ pub async fn key_insert_same_id_is_duplicate(s: &Stores) {
         id: first.id,
         ..rich_key_of(&child, at(30))
     };
-    let result = s.api_keys.insert(&same_id).await;
+    let result = s.api_keys.insert(&same_id, None).await;
     assert!(
         matches!(result, Err(StoreError::Duplicate(_))),
         "expected Duplicate, got {result:?}"
@@ -541,7 +544,7 @@ pub async fn key_insert_same_handle_is_duplicate(s: &Stores) {
         handle: first.handle.clone(),
         ..key_of(&parent, at(30))
     };
-    let result = s.api_keys.insert(&same_handle).await;
+    let result = s.api_keys.insert(&same_handle, None).await;
     assert!(
         matches!(result, Err(StoreError::Duplicate(_))),
         "expected Duplicate, got {result:?}"
@@ -568,7 +571,7 @@ pub async fn key_insert_into_an_archived_organization_is_refused(s: &Stores) {
     ));
     let key = key_of(&child, at(200));
     assert_eq!(
-        s.api_keys.insert(&key).await.unwrap(),
+        s.api_keys.insert(&key, None).await.unwrap(),
         KeyInsert::OrganizationClosed
     );
     assert_eq!(s.api_keys.find(key.id).await.unwrap(), None);
@@ -594,7 +597,7 @@ pub async fn key_insert_into_an_archived_organization_is_refused(s: &Stores) {
     insert_org(s, &born_archived).await;
     let key = key_of(&born_archived, at(3));
     assert_eq!(
-        s.api_keys.insert(&key).await.unwrap(),
+        s.api_keys.insert(&key, None).await.unwrap(),
         KeyInsert::OrganizationClosed
     );
     assert_eq!(s.api_keys.find(key.id).await.unwrap(), None);
@@ -604,7 +607,7 @@ pub async fn key_insert_into_a_missing_organization_is_refused(s: &Stores) {
     let ghost = top_level(at(0));
     let key = key_of(&ghost, at(1));
     assert_eq!(
-        s.api_keys.insert(&key).await.unwrap(),
+        s.api_keys.insert(&key, None).await.unwrap(),
         KeyInsert::OrganizationClosed
     );
     assert_eq!(s.api_keys.find(key.id).await.unwrap(), None);
@@ -815,7 +818,7 @@ pub async fn find_credentials_reads_the_current_state(s: &Stores) {
     let child_paused = suspended(&child, at(30));
     assert_eq!(
         s.organizations
-            .update(&child_paused, child.revision)
+            .update(&child_paused, child.revision, None)
             .await
             .unwrap(),
         Write::Applied
@@ -825,7 +828,7 @@ pub async fn find_credentials_reads_the_current_state(s: &Stores) {
     let parent_paused = suspended(&parent, at(31));
     assert_eq!(
         s.organizations
-            .update(&parent_paused, parent.revision)
+            .update(&parent_paused, parent.revision, None)
             .await
             .unwrap(),
         Write::Applied
@@ -840,7 +843,7 @@ pub async fn find_credentials_reads_the_current_state(s: &Stores) {
     };
     assert_eq!(
         s.organizations
-            .update(&child_resumed, child_paused.revision)
+            .update(&child_resumed, child_paused.revision, None)
             .await
             .unwrap(),
         Write::Applied
@@ -891,7 +894,7 @@ pub async fn concurrent_updates_from_one_revision_apply_exactly_once(s: &Stores)
             };
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                let outcome = organizations.update(&next, current.revision).await;
+                let outcome = organizations.update(&next, current.revision, None).await;
                 (next, outcome)
             }));
         }
@@ -974,7 +977,7 @@ pub async fn archive_racing_key_inserts_leaves_no_live_key(s: &Stores) {
                 for _ in 0..(i % 4) {
                     tokio::task::yield_now().await;
                 }
-                let outcome = api_keys.insert(&key).await;
+                let outcome = api_keys.insert(&key, None).await;
                 (key, outcome)
             }));
         }
@@ -1026,7 +1029,10 @@ pub async fn archive_racing_key_inserts_leaves_no_live_key(s: &Stores) {
         );
         // And after the archive, every insert is refused.
         assert_eq!(
-            s.api_keys.insert(&key_of(&child, at(9_000))).await.unwrap(),
+            s.api_keys
+                .insert(&key_of(&child, at(9_000)), None)
+                .await
+                .unwrap(),
             KeyInsert::OrganizationClosed
         );
     }

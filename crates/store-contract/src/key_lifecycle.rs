@@ -18,10 +18,10 @@ async fn stored(s: &Stores, key: &ApiKey) -> ApiKey {
 async fn child_with_key(s: &Stores) -> (Organization, ApiKey) {
     let parent = top_level(at(0));
     let child = child_of(&parent, at(10));
-    s.organizations.insert(&parent).await.unwrap();
-    s.organizations.insert(&child).await.unwrap();
+    s.organizations.insert(&parent, None).await.unwrap();
+    s.organizations.insert(&child, None).await.unwrap();
     let key = key_of(&child, at(20));
-    s.api_keys.insert(&key).await.unwrap();
+    s.api_keys.insert(&key, None).await.unwrap();
     (child, key)
 }
 
@@ -61,7 +61,7 @@ pub async fn rotate_supersedes_the_old_key_and_inserts_the_new(s: &Stores) {
     let supersession = grace(&new, at(1_000));
     let outcome = s
         .api_keys
-        .rotate(old.id, supersession, at(100), &new)
+        .rotate(old.id, supersession, at(100), &new, None)
         .await
         .unwrap();
     assert_eq!(outcome, Rotation::Applied);
@@ -85,14 +85,14 @@ pub async fn rotate_refuses_a_superseded_revoked_or_expired_key(s: &Stores) {
     let (child, old) = child_with_key(s).await;
     let first = key_of(&child, at(100));
     s.api_keys
-        .rotate(old.id, grace(&first, at(1_000)), at(100), &first)
+        .rotate(old.id, grace(&first, at(1_000)), at(100), &first, None)
         .await
         .unwrap();
     // Superseded already.
     let second = key_of(&child, at(110));
     let outcome = s
         .api_keys
-        .rotate(old.id, grace(&second, at(2_000)), at(110), &second)
+        .rotate(old.id, grace(&second, at(2_000)), at(110), &second, None)
         .await
         .unwrap();
     assert_eq!(outcome, Rotation::KeyNotRotatable);
@@ -106,7 +106,7 @@ pub async fn rotate_refuses_a_superseded_revoked_or_expired_key(s: &Stores) {
     let third = key_of(&child, at(130));
     let outcome = s
         .api_keys
-        .rotate(first.id, grace(&third, at(2_000)), at(130), &third)
+        .rotate(first.id, grace(&third, at(2_000)), at(130), &third, None)
         .await
         .unwrap();
     assert_eq!(outcome, Rotation::KeyNotRotatable);
@@ -115,7 +115,7 @@ pub async fn rotate_refuses_a_superseded_revoked_or_expired_key(s: &Stores) {
     let fourth = key_of(&child, at(140));
     let outcome = s
         .api_keys
-        .rotate(key_id(), grace(&fourth, at(2_000)), at(140), &fourth)
+        .rotate(key_id(), grace(&fourth, at(2_000)), at(140), &fourth, None)
         .await
         .unwrap();
     assert_eq!(outcome, Rotation::KeyNotRotatable);
@@ -135,7 +135,7 @@ pub async fn rotate_in_an_archived_organization_is_refused(s: &Stores) {
     let new = key_of(&child, at(100));
     let outcome = s
         .api_keys
-        .rotate(old.id, grace(&new, at(1_000)), at(100), &new)
+        .rotate(old.id, grace(&new, at(1_000)), at(100), &new, None)
         .await
         .unwrap();
     assert_ne!(outcome, Rotation::Applied);
@@ -199,7 +199,7 @@ pub async fn replace_secret_of_an_unusable_key_changes_nothing(s: &Stores) {
 pub async fn replace_secret_with_a_taken_handle_is_duplicate(s: &Stores) {
     let (child, key) = child_with_key(s).await;
     let other = key_of(&child, at(30));
-    s.api_keys.insert(&other).await.unwrap();
+    s.api_keys.insert(&other, None).await.unwrap();
     let result = s
         .api_keys
         .replace_secret(key.id, &other.handle, &SecretHash::of("x"), at(100))
@@ -236,7 +236,7 @@ pub async fn set_rate_limit_tier_round_trips(s: &Stores) {
 pub async fn record_last_used_only_raises(s: &Stores) {
     let (child, key) = child_with_key(s).await;
     let other = key_of(&child, at(30));
-    s.api_keys.insert(&other).await.unwrap();
+    s.api_keys.insert(&other, None).await.unwrap();
     s.api_keys
         .record_last_used(&[(key.id, at(500)), (other.id, at(400)), (key_id(), at(1))])
         .await
@@ -254,11 +254,11 @@ pub async fn archive_and_revoke_leave_expired_and_killed_keys_as_they_ended(s: &
     let (child, old) = child_with_key(s).await;
     let new = key_of(&child, at(100));
     s.api_keys
-        .rotate(old.id, grace(&new, at(200)), at(100), &new)
+        .rotate(old.id, grace(&new, at(200)), at(100), &new, None)
         .await
         .unwrap();
     let doomed = key_of(&child, at(110));
-    s.api_keys.insert(&doomed).await.unwrap();
+    s.api_keys.insert(&doomed, None).await.unwrap();
     s.api_keys.kill(doomed.id, at(150)).await.unwrap();
     let expired = stored(s, &old).await;
     // Past the grace: revoking the old key changes nothing; archive revokes only the new key.
@@ -300,7 +300,7 @@ pub async fn rotate_racing_revoke_and_rotate_is_atomic(s: &Stores) {
             rotations.push(tokio::spawn(async move {
                 barrier.wait().await;
                 let outcome = api_keys
-                    .rotate(old_id, grace(&new, at(100_000)), at(1_000), &new)
+                    .rotate(old_id, grace(&new, at(100_000)), at(1_000), &new, None)
                     .await;
                 (new, outcome)
             }));

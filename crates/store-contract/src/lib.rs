@@ -21,17 +21,19 @@
 
 pub mod cases;
 pub mod fixtures;
+pub mod idempotency;
 pub mod key_lifecycle;
 
 use std::any::Any;
 use std::sync::Arc;
 
-use domain::ports::{ApiKeyStore, OrganizationStore};
+use domain::ports::{ApiKeyStore, IdempotencyStore, OrganizationStore};
 
 /// Both ports of ONE store, plus whatever must live as long as the test (a test database).
 pub struct Stores {
     pub organizations: Arc<dyn OrganizationStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
     // Declared last: dropped after the ports.
     _guard: Option<Box<dyn Any + Send + Sync>>,
 }
@@ -40,11 +42,12 @@ impl Stores {
     /// Both ports of `store`.
     pub fn new<S>(store: Arc<S>) -> Self
     where
-        S: OrganizationStore + ApiKeyStore + 'static,
+        S: OrganizationStore + ApiKeyStore + IdempotencyStore + 'static,
     {
         Self {
             organizations: store.clone(),
-            api_keys: store,
+            api_keys: store.clone(),
+            idempotency: store,
             _guard: None,
         }
     }
@@ -54,6 +57,7 @@ impl Stores {
     pub fn from_parts<G>(
         organizations: Arc<dyn OrganizationStore>,
         api_keys: Arc<dyn ApiKeyStore>,
+        idempotency: Arc<dyn IdempotencyStore>,
         guard: G,
     ) -> Self
     where
@@ -62,6 +66,7 @@ impl Stores {
         Self {
             organizations,
             api_keys,
+            idempotency,
             _guard: Some(Box::new(guard)),
         }
     }
@@ -70,7 +75,7 @@ impl Stores {
     /// the store runs on, which is dropped with it).
     pub fn with_guard<S, G>(store: Arc<S>, guard: G) -> Self
     where
-        S: OrganizationStore + ApiKeyStore + 'static,
+        S: OrganizationStore + ApiKeyStore + IdempotencyStore + 'static,
         G: Send + Sync + 'static,
     {
         Self {
@@ -131,6 +136,12 @@ macro_rules! store_contract_tests {
                 set_rate_limit_tier_round_trips,
                 record_last_used_only_raises,
                 archive_and_revoke_leave_expired_and_killed_keys_as_they_ended,
+                idempotency_claim_replay_mismatch_and_in_flight,
+                idempotency_expired_abandoned_and_released_claims_are_claimable,
+                idempotency_completion_is_written_with_the_effect,
+                idempotency_a_lost_claim_writes_no_effect,
+                idempotency_complete_with_another_token_changes_nothing,
+                idempotency_purge_deletes_only_expired_records,
             ;
             racing:
                 concurrent_updates_from_one_revision_apply_exactly_once,
@@ -139,6 +150,7 @@ macro_rules! store_contract_tests {
             ;
             lifecycle_racing:
                 rotate_racing_revoke_and_rotate_is_atomic,
+                idempotency_concurrent_claims_of_one_key_claim_once,
             ;
         }
     };
@@ -173,7 +185,9 @@ macro_rules! __store_contract_cases {
                 #[::tokio::test]
                 async fn $lifecycle() {
                     let stores: $crate::Stores = $factory.await;
-                    $crate::key_lifecycle::$lifecycle(&stores).await;
+                    #[allow(unused_imports)]
+                    use $crate::{idempotency::*, key_lifecycle::*};
+                    $lifecycle(&stores).await;
                 }
             )*
 
@@ -181,7 +195,9 @@ macro_rules! __store_contract_cases {
                 #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $lifecycle_racing() {
                     let stores: $crate::Stores = $factory.await;
-                    $crate::key_lifecycle::$lifecycle_racing(&stores).await;
+                    #[allow(unused_imports)]
+                    use $crate::{idempotency::*, key_lifecycle::*};
+                    $lifecycle_racing(&stores).await;
                 }
             )*
         }

@@ -1,9 +1,11 @@
 //! `/v1/organizations/:orgId/api-keys/**` (API.md §5.2): a parent mints and revokes its
 //! children's keys.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::api_key::{ApiKey, Scope};
 use domain::pagination::Page;
+use domain::use_cases::{MintedKey, RotatedKey};
 
 use super::{api_key_id, organization_id, Caller};
 use crate::dto::{
@@ -12,7 +14,7 @@ use crate::dto::{
 };
 use crate::error::ApiError;
 use crate::query::Query;
-use crate::{body, cursor, ApiState};
+use crate::{body, cursor, idempotent, ApiState};
 
 const LIST: &str = "api_keys";
 
@@ -37,13 +39,26 @@ pub async fn create_api_key(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
-    let input: CreateApiKeyBody = body::json(&request, payload).await?;
-    let minted = state
-        .control_plane
-        .mint_api_key(&caller.0, id, input.into())
-        .await?;
+    let bytes = body::read(&request, payload).await?;
     let now = state.control_plane.now();
-    Ok(HttpResponse::Created().json(MintedApiKeyDto::at(&minted, now)))
+    let render = |minted: &MintedKey| {
+        idempotent::render(StatusCode::CREATED, &MintedApiKeyDto::at(minted, now))
+    };
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        &render,
+        async |idempotency| {
+            let input: CreateApiKeyBody = body::json(&bytes)?;
+            Ok(state
+                .control_plane
+                .mint_api_key(&caller.0, id, input.into(), idempotency)
+                .await?)
+        },
+    )
+    .await
 }
 
 /// A child's keys, in every status, newest first.
@@ -91,18 +106,29 @@ pub async fn delete_api_key(
     state: web::Data<ApiState>,
     caller: Caller,
     path: web::Path<(String, String)>,
+    request: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let (org, key) = path.into_inner();
     let (org, key) = (organization_id(&org)?, api_key_id(&key)?);
-    let revoked = state
-        .control_plane
-        .revoke_api_key(&caller.0, org, key)
-        .await?;
-    Ok(HttpResponse::Ok().json(DeletedApiKeyDto {
-        api_key: ApiKeyDto::at(&revoked, state.control_plane.now()),
-        deleted: true,
-    }))
+    let bytes = body::read(&request, payload).await?;
+    let now = state.control_plane.now();
+    let render = |revoked: &ApiKey| {
+        let dto = DeletedApiKeyDto {
+            api_key: ApiKeyDto::at(revoked, now),
+            deleted: true,
+        };
+        idempotent::render(StatusCode::OK, &dto)
+    };
+    // Revoking is idempotent by nature; the answer is recorded right after the effect.
+    idempotent::run(&state, &caller, &request, &bytes, &render, async |_| {
+        Ok(state
+            .control_plane
+            .revoke_api_key(&caller.0, org, key)
+            .await?)
+    })
+    .await
 }
 
 /// Rotate a child's key: a new key with the same name, scopes, env and tier; the old one keeps
@@ -123,16 +149,31 @@ pub async fn rotate_child_api_key(
     state: web::Data<ApiState>,
     caller: Caller,
     path: web::Path<(String, String)>,
+    request: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let (org, key) = path.into_inner();
     let (org, key) = (organization_id(&org)?, api_key_id(&key)?);
-    let rotated = state
-        .control_plane
-        .rotate_child_api_key(&caller.0, org, key)
-        .await?;
+    let bytes = body::read(&request, payload).await?;
     let now = state.control_plane.now();
-    Ok(HttpResponse::Created().json(RotatedApiKeyDto::at(&rotated, now)))
+    let render = |rotated: &RotatedKey| {
+        idempotent::render(StatusCode::CREATED, &RotatedApiKeyDto::at(rotated, now))
+    };
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        &render,
+        async |idempotency| {
+            Ok(state
+                .control_plane
+                .rotate_child_api_key(&caller.0, org, key, idempotency)
+                .await?)
+        },
+    )
+    .await
 }
 
 /// Keys of the acting organization (the caller's own, or the child named by
@@ -177,14 +218,25 @@ pub async fn kill_api_key(
     state: web::Data<ApiState>,
     caller: Caller,
     path: web::Path<String>,
+    request: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::KeysWrite)?;
     let key = api_key_id(&path)?;
-    let killed = state.control_plane.kill_api_key(&caller.0, key).await?;
-    Ok(HttpResponse::Ok().json(KilledApiKeyDto {
-        api_key: ApiKeyDto::at(&killed, state.control_plane.now()),
-        killed: true,
-    }))
+    let bytes = body::read(&request, payload).await?;
+    let now = state.control_plane.now();
+    let render = |killed: &ApiKey| {
+        let dto = KilledApiKeyDto {
+            api_key: ApiKeyDto::at(killed, now),
+            killed: true,
+        };
+        idempotent::render(StatusCode::OK, &dto)
+    };
+    // Killing is idempotent by nature; the answer is recorded right after the effect.
+    idempotent::run(&state, &caller, &request, &bytes, &render, async |_| {
+        Ok(state.control_plane.kill_api_key(&caller.0, key).await?)
+    })
+    .await
 }
 
 /// Replace a key's secret in place: same id, new handle and secret; the old secret is `401` at
@@ -203,15 +255,22 @@ pub async fn rotate_own_api_key(
     state: web::Data<ApiState>,
     caller: Caller,
     path: web::Path<String>,
+    request: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::KeysWrite)?;
     let key = api_key_id(&path)?;
-    let minted = state
-        .control_plane
-        .rotate_own_api_key(&caller.0, key)
-        .await?;
+    let bytes = body::read(&request, payload).await?;
     let now = state.control_plane.now();
-    Ok(HttpResponse::Ok().json(MintedApiKeyDto::at(&minted, now)))
+    let render =
+        |minted: &MintedKey| idempotent::render(StatusCode::OK, &MintedApiKeyDto::at(minted, now));
+    idempotent::run(&state, &caller, &request, &bytes, &render, async |_| {
+        Ok(state
+            .control_plane
+            .rotate_own_api_key(&caller.0, key)
+            .await?)
+    })
+    .await
 }
 
 fn key_list(state: &ApiState, page: Page<ApiKey>) -> ApiKeyList {

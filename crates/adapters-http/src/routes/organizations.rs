@@ -1,8 +1,11 @@
 //! `/v1/organizations/**` (API.md §4): the control plane over the caller's direct children.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::api_key::Scope;
-use domain::organization::StatusKind;
+use domain::idempotency::StoredResponse;
+use domain::organization::{Organization, StatusKind};
+use domain::use_cases::ArchiveReport;
 
 use super::{organization_id, Caller};
 use crate::dto::{
@@ -11,7 +14,7 @@ use crate::dto::{
 };
 use crate::error::ApiError;
 use crate::query::Query;
-use crate::{body, cursor, ApiState};
+use crate::{body, cursor, idempotent, ApiState};
 
 const LIST: &str = "organizations";
 
@@ -31,12 +34,24 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
-    let input: CreateOrganizationBody = body::json(&request, payload).await?;
-    let org = state
-        .control_plane
-        .create_organization(&caller.0, input.into())
-        .await?;
-    Ok(HttpResponse::Created().json(OrganizationDto::from(&org)))
+    let bytes = body::read(&request, payload).await?;
+    let render =
+        |org: &Organization| idempotent::render(StatusCode::CREATED, &OrganizationDto::from(org));
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        &render,
+        async |idempotency| {
+            let input: CreateOrganizationBody = body::json(&bytes)?;
+            Ok(state
+                .control_plane
+                .create_organization(&caller.0, input.into(), idempotency)
+                .await?)
+        },
+    )
+    .await
 }
 
 /// List the caller's direct children, newest first.
@@ -118,12 +133,22 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
-    let patch: PatchOrganizationBody = body::json(&request, payload).await?;
-    let org = state
-        .control_plane
-        .update_organization(&caller.0, id, patch.into())
-        .await?;
-    Ok(HttpResponse::Ok().json(OrganizationDto::from(&org)))
+    let bytes = body::read(&request, payload).await?;
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        &render_ok,
+        async |idempotency| {
+            let patch: PatchOrganizationBody = body::json(&bytes)?;
+            Ok(state
+                .control_plane
+                .update_organization(&caller.0, id, patch.into(), idempotency)
+                .await?)
+        },
+    )
+    .await
 }
 
 /// Suspend a child — the kill switch. From the answer on, the child's own keys get
@@ -148,13 +173,23 @@ pub async fn suspend(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
-    let input: Option<SuspendBody> = body::optional_json(&request, payload).await?;
-    let reason = input.and_then(|b| b.reason);
-    let org = state
-        .control_plane
-        .suspend_organization(&caller.0, id, reason)
-        .await?;
-    Ok(HttpResponse::Ok().json(OrganizationDto::from(&org)))
+    let bytes = body::read(&request, payload).await?;
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        &render_ok,
+        async |idempotency| {
+            let input: Option<SuspendBody> = body::optional_json(&bytes)?;
+            let reason = input.and_then(|b| b.reason);
+            Ok(state
+                .control_plane
+                .suspend_organization(&caller.0, id, reason, idempotency)
+                .await?)
+        },
+    )
+    .await
 }
 
 /// Resume a suspended child: its keys work again from the answer on. Idempotent.
@@ -172,14 +207,26 @@ pub async fn resume(
     state: web::Data<ApiState>,
     caller: Caller,
     path: web::Path<String>,
+    request: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
-    let org = state
-        .control_plane
-        .resume_organization(&caller.0, id)
-        .await?;
-    Ok(HttpResponse::Ok().json(OrganizationDto::from(&org)))
+    let bytes = body::read(&request, payload).await?;
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        &render_ok,
+        async |idempotency| {
+            Ok(state
+                .control_plane
+                .resume_organization(&caller.0, id, idempotency)
+                .await?)
+        },
+    )
+    .await
 }
 
 /// Archive (offboard) a child for good: in one atomic change it is archived and every active key
@@ -197,12 +244,26 @@ pub async fn archive(
     state: web::Data<ApiState>,
     caller: Caller,
     path: web::Path<String>,
+    request: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
-    let report = state
-        .control_plane
-        .archive_organization(&caller.0, id)
-        .await?;
-    Ok(HttpResponse::Ok().json(ArchivedOrganizationDto::from(&report)))
+    let bytes = body::read(&request, payload).await?;
+    let render = |report: &ArchiveReport| {
+        idempotent::render(StatusCode::OK, &ArchivedOrganizationDto::from(report))
+    };
+    // Archive is idempotent by nature; its answer is recorded right after its effect.
+    idempotent::run(&state, &caller, &request, &bytes, &render, async |_| {
+        Ok(state
+            .control_plane
+            .archive_organization(&caller.0, id)
+            .await?)
+    })
+    .await
+}
+
+/// The organization object, `200`.
+fn render_ok(org: &Organization) -> StoredResponse {
+    idempotent::render(StatusCode::OK, &OrganizationDto::from(org))
 }

@@ -6,6 +6,7 @@ use crate::api_key::{
     ApiKey, KeyEnv, KeyName, KeyStatus, MintedSecret, RateLimitTier, Scope, Scopes,
 };
 use crate::error::Resource;
+use crate::idempotency::Idempotency;
 use crate::organization::OrganizationStatus;
 use crate::pagination::{Page, PageCursor, PageRequest};
 use crate::policy::{self, Principal};
@@ -47,6 +48,7 @@ impl ControlPlane {
         principal: &Principal,
         organization_id: OrganizationId,
         input: NewApiKey,
+        idempotency: Option<Idempotency<'_, MintedKey>>,
     ) -> Result<MintedKey, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         let (known, unknown): (Vec<_>, Vec<_>) = input
@@ -111,8 +113,10 @@ impl ControlPlane {
             rotated_at: None,
             superseded: None,
         };
-        match self.ports.api_keys.insert(&key).await? {
-            KeyInsert::Inserted => Ok(MintedKey { key, secret }),
+        let minted = MintedKey { key, secret };
+        let done = idempotency.map(|i| i.complete(&minted, minted.key.created_at));
+        match self.ports.api_keys.insert(&minted.key, done).await? {
+            KeyInsert::Inserted => Ok(minted),
             // Archived between our read and the insert: the store refused it atomically.
             KeyInsert::OrganizationClosed => {
                 let now_archived = self.load_child(principal, organization_id).await?;
@@ -180,6 +184,7 @@ impl ControlPlane {
         principal: &Principal,
         organization_id: OrganizationId,
         key_id: ApiKeyId,
+        idempotency: Option<Idempotency<'_, RotatedKey>>,
     ) -> Result<RotatedKey, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         let organization = self.load_child(principal, organization_id).await?;
@@ -208,20 +213,22 @@ impl ControlPlane {
             by: new.id,
             grace_until: now.plus(ROTATION_GRACE),
         };
+        let rotated = RotatedKey {
+            new: MintedKey { key: new, secret },
+            previous: ApiKey {
+                rotated_at: Some(now),
+                superseded: Some(supersession),
+                ..old.clone()
+            },
+        };
+        let done = idempotency.map(|i| i.complete(&rotated, now));
         match self
             .ports
             .api_keys
-            .rotate(old.id, supersession, now, &new)
+            .rotate(old.id, supersession, now, &rotated.new.key, done)
             .await?
         {
-            Rotation::Applied => Ok(RotatedKey {
-                new: MintedKey { key: new, secret },
-                previous: ApiKey {
-                    rotated_at: Some(now),
-                    superseded: Some(supersession),
-                    ..old
-                },
-            }),
+            Rotation::Applied => Ok(rotated),
             Rotation::KeyNotRotatable => {
                 let current = self.ports.api_keys.find(old.id).await?.unwrap_or(old);
                 Err(key_conflict(&current, now))

@@ -5,6 +5,7 @@
 
 mod api_keys;
 mod authenticate;
+mod idempotency;
 mod key_usage;
 mod operator;
 mod organizations;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::ports::{ApiKeyStore, Clock, OrganizationStore, RandomSource};
+use crate::ports::{ApiKeyStore, Clock, IdempotencyStore, OrganizationStore, RandomSource};
 
 pub use api_keys::{MintedKey, NewApiKey, RotatedKey, ROTATION_GRACE};
 pub use authenticate::ACTING_HEADER;
@@ -27,6 +28,7 @@ pub use organizations::{ArchiveReport, NewOrganization, OrganizationPatch, Organ
 pub struct Ports {
     pub organizations: Arc<dyn OrganizationStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,
 }

@@ -73,7 +73,7 @@ impl ControlPlane {
             updated_at: now,
             revision: Revision::INITIAL,
         };
-        match self.ports.organizations.insert(&organization).await {
+        match self.ports.organizations.insert(&organization, None).await {
             Ok(()) | Err(StoreError::Duplicate(_)) => {}
             Err(other) => return Err(other.into()),
         }
@@ -168,6 +168,7 @@ impl ControlPlane {
         self.change_status(
             async || self.load_top_level(id).await,
             LifecycleAction::Suspend,
+            None,
         )
         .await
     }
@@ -176,6 +177,7 @@ impl ControlPlane {
         self.change_status(
             async || self.load_top_level(id).await,
             LifecycleAction::Resume,
+            None,
         )
         .await
     }
@@ -213,12 +215,12 @@ impl ControlPlane {
             updated_at: now,
             revision: Revision::INITIAL,
         };
-        self.ports.organizations.insert(&organization).await?;
+        self.ports.organizations.insert(&organization, None).await?;
         Ok(organization)
     }
 
     async fn insert_operator_key(&self, key: &ApiKey) -> Result<(), DomainError> {
-        match self.ports.api_keys.insert(key).await? {
+        match self.ports.api_keys.insert(key, None).await? {
             KeyInsert::Inserted => Ok(()),
             KeyInsert::OrganizationClosed => {
                 Err(DomainError::Store(crate::ports::StoreError::Internal(

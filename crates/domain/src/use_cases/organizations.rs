@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use super::{ControlPlane, MAX_ATTEMPTS};
 use crate::api_key::Scope;
 use crate::error::ConflictSubject;
+use crate::idempotency::Idempotency;
 use crate::organization::lifecycle::{self, LifecycleAction, Transition};
 use crate::organization::{
     BillingEmail, Metadata, MetadataPatch, Organization, OrganizationName, OrganizationStatus,
@@ -55,6 +56,7 @@ impl ControlPlane {
         &self,
         principal: &Principal,
         input: NewOrganization,
+        idempotency: Option<Idempotency<'_, Organization>>,
     ) -> Result<Organization, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         if !principal.organization.is_top_level() {
@@ -100,7 +102,8 @@ impl ControlPlane {
             updated_at: now,
             revision: Revision::INITIAL,
         };
-        self.ports.organizations.insert(&org).await?;
+        let done = idempotency.map(|i| i.complete(&org, now));
+        self.ports.organizations.insert(&org, done).await?;
         Ok(org)
     }
 
@@ -143,6 +146,7 @@ impl ControlPlane {
         principal: &Principal,
         id: OrganizationId,
         patch: OrganizationPatch,
+        idempotency: Option<Idempotency<'_, Organization>>,
     ) -> Result<Organization, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         let name = patch
@@ -188,15 +192,16 @@ impl ControlPlane {
             if next == current {
                 return Ok(current);
             }
-            next.updated_at = self.ports.clock.now();
+            let now = self.ports.clock.now();
+            next.updated_at = now;
             next.revision = current.revision.next();
-            if self
+            let done = idempotency.as_ref().map(|i| i.complete(&next, now));
+            let write = self
                 .ports
                 .organizations
-                .update(&next, current.revision)
-                .await?
-                == Write::Applied
-            {
+                .update(&next, current.revision, done)
+                .await?;
+            if write == Write::Applied {
                 return Ok(next);
             }
         }
@@ -209,6 +214,7 @@ impl ControlPlane {
         principal: &Principal,
         id: OrganizationId,
         reason: Option<String>,
+        idempotency: Option<Idempotency<'_, Organization>>,
     ) -> Result<Organization, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         if let Some(reason) = &reason {
@@ -222,6 +228,7 @@ impl ControlPlane {
         self.change_status(
             async || self.load_child(principal, id).await,
             LifecycleAction::Suspend,
+            idempotency,
         )
         .await
     }
@@ -230,11 +237,13 @@ impl ControlPlane {
         &self,
         principal: &Principal,
         id: OrganizationId,
+        idempotency: Option<Idempotency<'_, Organization>>,
     ) -> Result<Organization, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         self.change_status(
             async || self.load_child(principal, id).await,
             LifecycleAction::Resume,
+            idempotency,
         )
         .await
     }
@@ -284,6 +293,7 @@ impl ControlPlane {
         &self,
         load: impl AsyncFn() -> Result<Organization, DomainError>,
         action: LifecycleAction,
+        idempotency: Option<Idempotency<'_, Organization>>,
     ) -> Result<Organization, DomainError> {
         for _ in 0..MAX_ATTEMPTS {
             let current = load().await?;
@@ -297,13 +307,13 @@ impl ControlPlane {
                 revision: current.revision.next(),
                 ..current.clone()
             };
-            if self
+            let done = idempotency.as_ref().map(|i| i.complete(&next, now));
+            let write = self
                 .ports
                 .organizations
-                .update(&next, current.revision)
-                .await?
-                == Write::Applied
-            {
+                .update(&next, current.revision, done)
+                .await?;
+            if write == Write::Applied {
                 return Ok(next);
             }
         }

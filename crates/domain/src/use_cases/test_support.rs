@@ -11,7 +11,9 @@ use crate::api_key::{
 };
 use crate::organization::{Metadata, Organization, OrganizationName, OrganizationStatus, Revision};
 use crate::policy::Principal;
-use crate::ports::{MockApiKeyStore, MockClock, MockOrganizationStore, MockRandomSource};
+use crate::ports::{
+    MockApiKeyStore, MockClock, MockIdempotencyStore, MockOrganizationStore, MockRandomSource,
+};
 use crate::{ApiKeyId, OrganizationId, Timestamp};
 
 pub fn at(micros: i64) -> Timestamp {
@@ -46,6 +48,7 @@ impl Mocks {
         ControlPlane::new(Ports {
             organizations: Arc::new(self.organizations),
             api_keys: Arc::new(self.api_keys),
+            idempotency: Arc::new(MockIdempotencyStore::new()),
             clock: Arc::new(clock),
             random: Arc::new(random),
         })

@@ -9,6 +9,7 @@ mod acting;
 mod api_keys;
 mod cross_process;
 mod errors;
+mod idempotency;
 mod key_lifecycle;
 mod kill_switch;
 mod organizations;

@@ -31,7 +31,7 @@ fn mint_stores_a_hash_and_shows_the_secret_once() {
         .api_keys
         .expect_insert()
         .times(1)
-        .returning(|_| Ok(KeyInsert::Inserted));
+        .returning(|_, _| Ok(KeyInsert::Inserted));
     let minted = block_on(mocks.control_plane().mint_api_key(
         &principal,
         child.id,
@@ -39,6 +39,7 @@ fn mint_stores_a_hash_and_shows_the_secret_once() {
             env: Some("test".into()),
             ..request(&["credits:read", "keys:read"])
         },
+        None,
     ))
     .unwrap();
     assert_eq!(minted.key.organization_id, child.id);
@@ -59,7 +60,7 @@ fn org_admin_or_a_scope_the_caller_lacks_is_forbidden() {
         (&["credits:read", "keys:write"][..], Scope::KeysWrite),
         (&["*"][..], Scope::AllData),
     ] {
-        let result = block_on(cp.mint_api_key(&narrow, id, request(scopes)));
+        let result = block_on(cp.mint_api_key(&narrow, id, request(scopes), None));
         assert!(
             matches!(result, Err(DomainError::ForbiddenScope { required }) if required == denied),
             "{scopes:?}"
@@ -84,7 +85,7 @@ fn unknown_or_empty_scopes_and_bad_env_are_invalid() {
             ..request(&["*"])
         },
     ] {
-        let result = block_on(cp.mint_api_key(&principal, id, input.clone()));
+        let result = block_on(cp.mint_api_key(&principal, id, input.clone(), None));
         assert!(
             matches!(result, Err(DomainError::Validation(_))),
             "{input:?}"
@@ -110,6 +111,7 @@ fn minting_for_an_archived_child_is_a_conflict_even_when_archived_mid_way() {
         &principal,
         archived.id,
         request(&["*"]),
+        None,
     ));
     assert!(matches!(
         result,
@@ -144,7 +146,7 @@ fn minting_for_an_archived_child_is_a_conflict_even_when_archived_mid_way() {
         .expect_insert()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_| Ok(KeyInsert::OrganizationClosed));
+        .returning(|_, _| Ok(KeyInsert::OrganizationClosed));
     mocks
         .organizations
         .expect_find()
@@ -155,6 +157,7 @@ fn minting_for_an_archived_child_is_a_conflict_even_when_archived_mid_way() {
         &principal,
         active.id,
         request(&["*"]),
+        None,
     ));
     assert!(matches!(
         result,

@@ -21,15 +21,22 @@ fn create_makes_an_active_child_of_the_caller() {
     mocks
         .organizations
         .expect_insert()
-        .withf(move |org| org.parent_id == Some(parent) && org.status == OrganizationStatus::Active)
+        .withf(move |org, _| {
+            org.parent_id == Some(parent) && org.status == OrganizationStatus::Active
+        })
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_, _| Ok(()));
     let input = NewOrganization {
         name: "  Acme Coffee ".into(),
         metadata: BTreeMap::from([("plan".into(), "growth".into())]),
         billing_email: Some("ops@acme.example".into()),
     };
-    let org = block_on(mocks.control_plane().create_organization(&principal, input)).unwrap();
+    let org = block_on(
+        mocks
+            .control_plane()
+            .create_organization(&principal, input, None),
+    )
+    .unwrap();
     assert_eq!(org.name.as_str(), "Acme Coffee");
     assert_eq!(org.created_at, at(NOW));
     assert_eq!(org.updated_at, at(NOW));
@@ -48,9 +55,11 @@ fn create_reports_every_invalid_field_and_writes_nothing() {
         metadata: BTreeMap::from([("k".repeat(41), "v".into())]),
         billing_email: Some("nope".into()),
     };
-    let Err(DomainError::Validation(fields)) =
-        block_on(mocks.control_plane().create_organization(&admin(), input))
-    else {
+    let Err(DomainError::Validation(fields)) = block_on(mocks.control_plane().create_organization(
+        &admin(),
+        input,
+        None,
+    )) else {
         panic!("expected a validation error");
     };
     let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
@@ -70,6 +79,7 @@ fn a_child_cannot_create_children() {
             name: "x".into(),
             ..Default::default()
         },
+        None,
     ));
     assert!(matches!(result, Err(DomainError::Validation(_))));
 }
@@ -89,7 +99,7 @@ fn every_control_plane_use_case_needs_org_admin() {
         )
     };
     assert!(forbidden(
-        block_on(cp.create_organization(&principal, NewOrganization::default())).map(drop)
+        block_on(cp.create_organization(&principal, NewOrganization::default(), None)).map(drop)
     ));
     assert!(forbidden(
         block_on(cp.list_organizations(
@@ -103,16 +113,17 @@ fn every_control_plane_use_case_needs_org_admin() {
         .map(drop)
     ));
     assert!(forbidden(
-        block_on(cp.suspend_organization(&principal, id, None)).map(drop)
+        block_on(cp.suspend_organization(&principal, id, None, None)).map(drop)
     ));
     assert!(forbidden(
-        block_on(cp.resume_organization(&principal, id)).map(drop)
+        block_on(cp.resume_organization(&principal, id, None)).map(drop)
     ));
     assert!(forbidden(
         block_on(cp.archive_organization(&principal, id)).map(drop)
     ));
     assert!(forbidden(
-        block_on(cp.update_organization(&principal, id, OrganizationPatch::default())).map(drop)
+        block_on(cp.update_organization(&principal, id, OrganizationPatch::default(), None))
+            .map(drop)
     ));
 }
 
@@ -130,17 +141,18 @@ fn suspend_moves_an_active_child_to_suspended_now() {
     mocks
         .organizations
         .expect_update()
-        .withf(|org, expected| {
+        .withf(|org, expected, _| {
             org.status == OrganizationStatus::Suspended { since: at(NOW) }
                 && org.updated_at == at(NOW)
                 && org.revision == expected.next()
         })
         .times(1)
-        .returning(|_, _| Ok(Write::Applied));
+        .returning(|_, _, _| Ok(Write::Applied));
     let suspended = block_on(mocks.control_plane().suspend_organization(
         &principal,
         child.id,
         Some("unpaid".into()),
+        None,
     ))
     .unwrap();
     assert_eq!(suspended.status.kind(), StatusKind::Suspended);
@@ -163,8 +175,8 @@ fn no_ops_return_the_current_state_and_write_nothing() {
         mocks.organizations.expect_update().never();
         let cp = mocks.control_plane();
         let result = match action {
-            "suspend" => block_on(cp.suspend_organization(&principal, child.id, None)),
-            _ => block_on(cp.resume_organization(&principal, child.id)),
+            "suspend" => block_on(cp.suspend_organization(&principal, child.id, None, None)),
+            _ => block_on(cp.resume_organization(&principal, child.id, None)),
         };
         assert_eq!(result.unwrap(), child, "{action}");
     }
@@ -186,8 +198,8 @@ fn suspending_or_resuming_an_archived_child_is_a_conflict() {
     mocks.organizations.expect_update().never();
     let cp = mocks.control_plane();
     for result in [
-        block_on(cp.suspend_organization(&principal, child.id, None)),
-        block_on(cp.resume_organization(&principal, child.id)),
+        block_on(cp.suspend_organization(&principal, child.id, None, None)),
+        block_on(cp.resume_organization(&principal, child.id, None)),
     ] {
         assert!(matches!(
             result,
@@ -218,7 +230,7 @@ fn anything_but_a_direct_child_is_not_found() {
         let result = block_on(
             mocks
                 .control_plane()
-                .suspend_organization(&principal, target.id, None),
+                .suspend_organization(&principal, target.id, None, None),
         );
         assert!(matches!(
             result,
@@ -245,7 +257,7 @@ fn a_lost_race_is_retried_on_fresh_state() {
         .expect_update()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _| Ok(Write::Stale));
+        .returning(|_, _, _| Ok(Write::Stale));
     // Meanwhile another writer suspended it: the retry finds a no-op.
     let mut concurrently = child.clone();
     concurrently.status = OrganizationStatus::Suspended { since: at(7) };
@@ -260,7 +272,7 @@ fn a_lost_race_is_retried_on_fresh_state() {
     let result = block_on(
         mocks
             .control_plane()
-            .suspend_organization(&principal, child.id, None),
+            .suspend_organization(&principal, child.id, None, None),
     )
     .unwrap();
     assert_eq!(result, concurrently);
@@ -328,9 +340,9 @@ fn patch_merges_metadata_and_a_patch_that_changes_nothing_writes_nothing() {
     mocks
         .organizations
         .expect_update()
-        .with(always(), eq(child.revision))
+        .with(always(), eq(child.revision), always())
         .times(1)
-        .returning(|_, _| Ok(Write::Applied));
+        .returning(|_, _, _| Ok(Write::Applied));
     let cp = mocks.control_plane();
     let patch = OrganizationPatch {
         metadata: Some(MetadataPatch::Merge(BTreeMap::from([(
@@ -340,7 +352,7 @@ fn patch_merges_metadata_and_a_patch_that_changes_nothing_writes_nothing() {
         billing_email: Some(None),
         ..Default::default()
     };
-    let patched = block_on(cp.update_organization(&principal, child.id, patch)).unwrap();
+    let patched = block_on(cp.update_organization(&principal, child.id, patch, None)).unwrap();
     assert_eq!(patched.metadata.pairs().len(), 2);
     assert_eq!(patched.updated_at, at(NOW));
 
@@ -354,7 +366,7 @@ fn patch_merges_metadata_and_a_patch_that_changes_nothing_writes_nothing() {
         ..Default::default()
     };
     assert_eq!(
-        block_on(cp.update_organization(&principal, child.id, same)).unwrap(),
+        block_on(cp.update_organization(&principal, child.id, same, None)).unwrap(),
         child
     );
 }
@@ -380,7 +392,7 @@ fn patching_an_archived_child_is_a_conflict() {
     let result = block_on(
         mocks
             .control_plane()
-            .update_organization(&principal, child.id, patch),
+            .update_organization(&principal, child.id, patch, None),
     );
     assert!(matches!(result, Err(DomainError::Conflict { .. })));
 }
@@ -390,6 +402,6 @@ fn a_reason_over_500_characters_is_invalid() {
     let principal = admin();
     let cp = Mocks::new().control_plane();
     let id = org(None, OrganizationStatus::Active).id;
-    let result = block_on(cp.suspend_organization(&principal, id, Some("x".repeat(501))));
+    let result = block_on(cp.suspend_organization(&principal, id, Some("x".repeat(501)), None));
     assert!(matches!(result, Err(DomainError::Validation(f)) if f[0].field == "reason"));
 }
