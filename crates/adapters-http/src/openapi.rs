@@ -1,7 +1,9 @@
 //! The OpenAPI 3.1 document served at `/openapi.json`, generated from the handlers' annotations
 //! and the DTOs, so it cannot drift from the code.
 
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
@@ -13,7 +15,7 @@ use crate::routes::*;
         description = "Child organizations per customer: create, fund, mint keys, suspend (the kill switch), resume, archive."),
     paths(whoami, create, list, get, update, suspend, resume, archive, create_api_key, list_api_keys, delete_api_key, rotate_child_api_key, list_own_api_keys, kill_api_key, rotate_own_api_key, healthz, readyz),
     components(schemas(dto::ErrorEnvelope, dto::ErrorBody, dto::FieldErrorDto, dto::SummaryDto, dto::CreditConfigDto)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonHeaders),
     security(("bearerAuth" = [])),
     tags((name = "organizations", description = "The control plane over direct children (scope org:admin)"),
          (name = "keys", description = "API keys"),
@@ -36,4 +38,71 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// What every route shares, written once instead of on each handler: the `Idempotency-Key`
+/// header of mutating routes, `X-Layers-Organization` outside the control plane's own routes,
+/// and the `429 RATE_LIMITED` answer of every authenticated route.
+struct CommonHeaders;
+
+impl Modify for CommonHeaders {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let idempotency_key = header(
+            "Idempotency-Key",
+            "A UUID. A retry with the same key and body replays the first answer (Idempotent-Replayed: true); another body is 409 IDEMPOTENCY_CONFLICT.",
+        );
+        let acting = header(
+            "X-Layers-Organization",
+            "org_<uuid> of a direct child: act inside it (org:admin keys of its parent only).",
+        );
+        let rate_limited = ResponseBuilder::new()
+            .description("RATE_LIMITED: over the key's per-minute limit for this endpoint class; see Retry-After")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build(),
+            )
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let mutating = [&mut item.post, &mut item.patch, &mut item.delete];
+            for operation in mutating.into_iter().flatten() {
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(idempotency_key.clone());
+            }
+            let all = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in all.into_iter().flatten() {
+                if !path.starts_with("/v1/organizations") {
+                    operation
+                        .parameters
+                        .get_or_insert_with(Vec::new)
+                        .push(acting.clone());
+                }
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_owned(), RefOr::T(rate_limited.clone()));
+            }
+        }
+    }
+}
+
+fn header(name: &str, description: &str) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
 }

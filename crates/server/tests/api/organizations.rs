@@ -452,6 +452,13 @@ async fn openapi_and_operations_routes(app: TestApp) {
         ("/v1/organizations/{orgId}/resume", &["post"]),
         ("/v1/organizations/{orgId}/api-keys", &["get", "post"]),
         ("/v1/organizations/{orgId}/api-keys/{keyId}", &["delete"]),
+        (
+            "/v1/organizations/{orgId}/api-keys/{keyId}/rotate",
+            &["post"],
+        ),
+        ("/v1/api-keys", &["get"]),
+        ("/v1/api-keys/{keyId}/kill", &["post"]),
+        ("/v1/api-keys/{keyId}/rotate", &["post"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
     ] {
@@ -472,7 +479,22 @@ async fn openapi_and_operations_routes(app: TestApp) {
         }
     }
     let suspend = &paths["/v1/organizations/{orgId}/suspend"]["post"]["responses"];
-    for status in ["200", "401", "403", "404", "409", "422"] {
+    for status in ["200", "401", "403", "404", "409", "422", "429"] {
         assert!(suspend[status].is_object(), "suspend documents {status}");
     }
+    let headers = |path: &str, method: &str| -> Vec<String> {
+        paths[path][method]["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["in"] == "header")
+                    .map(|p| p["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(headers("/v1/organizations", "post").contains(&"Idempotency-Key".to_owned()));
+    assert!(!headers("/v1/organizations", "get").contains(&"Idempotency-Key".to_owned()));
+    assert!(headers("/v1/api-keys", "get").contains(&"X-Layers-Organization".to_owned()));
+    assert!(!headers("/v1/organizations", "get").contains(&"X-Layers-Organization".to_owned()));
 }
