@@ -92,6 +92,46 @@ async fn the_kill_switch_holds_across_two_server_processes() {
         .await;
         assert_eq!(status, 200, "round {round}: refused after resume");
     }
+    // A key killed through one process is refused by the other on its very next request, with
+    // the key scope, while the organization's other keys keep working there.
+    let (status, other) = call_json(
+        &client,
+        &format!("{}/v1/organizations/{child}/api-keys", a.base),
+        &admin_key,
+        json!({"name": "keys", "scopes": ["keys:write"]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let other_key = other["secret"].as_str().unwrap().to_owned();
+    let leaked_id = minted["apiKey"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/api-keys/{leaked_id}/kill", a.base),
+        &other_key,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = call(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/v1/whoami", b.base),
+        &child_key,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["details"]["scope"].as_str()),
+        (503, Some("key"))
+    );
+    let (status, _) = call(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/v1/whoami", b.base),
+        &other_key,
+    )
+    .await;
+    assert_eq!(status, 200);
+
     // The parent's keys were never affected, on either process.
     for process in [&a, &b] {
         let (status, _) = call(

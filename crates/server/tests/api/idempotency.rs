@@ -390,4 +390,39 @@ async fn racing_identical_requests_have_exactly_one_effect() {
         assert!(created.is_some(), "round {round}: no request ran");
     }
     assert_eq!(children(&app).await, 10, "one child per round, never two");
+
+    // And one key, never two.
+    let child = app.create_child("Key racer").await;
+    let path = format!("/v1/organizations/{child}/api-keys");
+    for round in 0..10 {
+        let key = fresh();
+        let body = json!({"name": format!("racer {round}"), "scopes": ["*"]});
+        let sends = (0..8).map(|_| {
+            send(
+                &app,
+                Method::POST,
+                &path,
+                &app.admin_key,
+                Some(body.clone()),
+                &key,
+            )
+        });
+        let answers = join_all(sends).await;
+        let secrets: std::collections::HashSet<_> = answers
+            .iter()
+            .filter(|a| a.status == 201)
+            .map(|a| a.body["secret"].clone())
+            .collect();
+        assert_eq!(secrets.len(), 1, "round {round}: one secret, replayed");
+        assert!(
+            answers.iter().all(|a| a.status == 201 || a.status == 409),
+            "round {round}"
+        );
+    }
+    let listed = app.get(&format!("{path}?limit=100"), &app.admin_key).await;
+    assert_eq!(
+        listed.assert_ok(200)["items"].as_array().unwrap().len(),
+        10,
+        "one key per round"
+    );
 }
