@@ -30,6 +30,7 @@ pub enum ErrorCode {
     RateLimited,
     IdempotencyConflict,
     IdempotencyRequired,
+    BillingExhausted,
 }
 
 impl ErrorCode {
@@ -48,6 +49,7 @@ impl ErrorCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
             Self::IdempotencyRequired => "IDEMPOTENCY_REQUIRED",
+            Self::BillingExhausted => "BILLING_EXHAUSTED",
         }
     }
 
@@ -59,6 +61,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict | Self::IdempotencyConflict => StatusCode::CONFLICT,
             Self::IdempotencyRequired => StatusCode::BAD_REQUEST,
+            Self::BillingExhausted => StatusCode::PAYMENT_REQUIRED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PlatformError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -251,6 +254,18 @@ impl From<DomainError> for ApiError {
                 };
                 Self::new(ErrorCode::Conflict, capitalize(&message)).with_details(details)
             }
+            DomainError::InsufficientCredits {
+                available,
+                requested,
+            } => Self::new(
+                ErrorCode::BillingExhausted,
+                format!("Not enough credits: {available} available, {requested} requested."),
+            )
+            .with_details(json!({
+                "reason": "insufficient_credits",
+                "available": available,
+                "requested": requested,
+            })),
             DomainError::Store(StoreError::Unavailable(cause)) => Self::new(
                 ErrorCode::Unavailable,
                 "The service is temporarily unavailable. Retry shortly.",

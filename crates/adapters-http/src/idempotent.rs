@@ -6,8 +6,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use std::sync::Arc;
+
 use domain::idempotency::{
-    Claim, ClaimOutcome, Fingerprint, Idempotency, IdempotencyKey, IdempotencyScope, StoredResponse,
+    Claim, ClaimOutcome, Fingerprint, Idempotency, IdempotencyKey, IdempotencyScope, Render,
+    StoredResponse,
 };
 use serde::Serialize;
 
@@ -25,25 +28,55 @@ pub fn render<D: Serialize>(status: StatusCode, dto: &D) -> StoredResponse {
 
 /// Runs `action` under the request's `Idempotency-Key`, if it has one, and answers with `render`
 /// of its outcome. `action` gets what a use case needs to record the answer with its effect.
-pub async fn run<T>(
+pub async fn run<T: 'static>(
     state: &ApiState,
     caller: &Caller,
     request: &HttpRequest,
     body: &[u8],
-    render: &(dyn Fn(&T) -> StoredResponse + Send + Sync),
-    action: impl AsyncFnOnce(Option<Idempotency<'_, T>>) -> Result<T, ApiError>,
+    render: impl Fn(&T) -> StoredResponse + Send + Sync + 'static,
+    action: impl AsyncFnOnce(Option<Idempotency<T>>) -> Result<T, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
+    run_replaying_as(
+        state,
+        caller,
+        request,
+        body,
+        render,
+        |stored| stored.to_vec(),
+        action,
+    )
+    .await
+}
+
+/// [`run`], where a replay answers `replayed(stored body)` instead of the stored body verbatim
+/// (an allocation's replay says `"replayed": true`, API.md §6.2).
+pub async fn run_replaying_as<T: 'static>(
+    state: &ApiState,
+    caller: &Caller,
+    request: &HttpRequest,
+    body: &[u8],
+    render: impl Fn(&T) -> StoredResponse + Send + Sync + 'static,
+    replayed: impl FnOnce(&[u8]) -> Vec<u8>,
+    action: impl AsyncFnOnce(Option<Idempotency<T>>) -> Result<T, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let render: Render<T> = Arc::new(render);
     let Some(claim) = claim(state, caller, request, body).await? else {
         let outcome = action(None).await?;
         return Ok(respond(&render(&outcome), false));
     };
     let claim = match claim {
         Claimed::Run(claim) => claim,
-        Claimed::Replay(response) => return Ok(respond(&response, true)),
+        Claimed::Replay(response) => {
+            let replay = StoredResponse {
+                status: response.status,
+                body: replayed(&response.body),
+            };
+            return Ok(respond(&replay, true));
+        }
     };
     let idempotency = Idempotency {
         claim: claim.clone(),
-        render,
+        render: render.clone(),
     };
     match action(Some(idempotency)).await {
         Ok(outcome) => {

@@ -13,12 +13,13 @@ use crate::routes::*;
 #[openapi(
     info(title = "Partner organizations control plane", version = "1.0.0",
         description = "Child organizations per customer: create, fund, mint keys, suspend (the kill switch), resume, archive."),
-    paths(whoami, create, list, get, update, suspend, resume, archive, create_api_key, list_api_keys, delete_api_key, rotate_child_api_key, list_own_api_keys, kill_api_key, rotate_own_api_key, healthz, readyz),
+    paths(whoami, create, list, get, update, suspend, resume, archive, create_api_key, list_api_keys, delete_api_key, rotate_child_api_key, list_own_api_keys, kill_api_key, rotate_own_api_key, own_credits, child_credits, allocate, own_ledger, child_ledger, healthz, readyz),
     components(schemas(dto::ErrorEnvelope, dto::ErrorBody, dto::FieldErrorDto, dto::SummaryDto, dto::CreditConfigDto)),
     modifiers(&BearerAuth, &CommonHeaders),
     security(("bearerAuth" = [])),
     tags((name = "organizations", description = "The control plane over direct children (scope org:admin)"),
          (name = "keys", description = "API keys"),
+         (name = "credits", description = "Wallets, allocation and the ledger"),
          (name = "operations", description = "Health and readiness"))
 )]
 pub struct ApiDoc;

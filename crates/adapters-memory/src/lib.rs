@@ -10,15 +10,18 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use domain::api_key::{ApiKey, KeyHandle, KeyStatus, RateLimitTier, SecretHash, Supersession};
+use domain::credits::{LedgerEntry, LedgerEvent, LedgerEventType, LedgerFilter, Wallet};
 use domain::idempotency::{
-    Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope, StoredResponse,
+    Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope, PendingCompletion,
+    StoredResponse,
 };
+use domain::organization::Metadata;
 use domain::organization::{Organization, OrganizationStatus, Revision, StatusKind};
 use domain::pagination::PageRequest;
 use domain::policy::Credentials;
 use domain::ports::{
-    ApiKeyStore, Archive, IdempotencyStore, KeyInsert, OrganizationStore, Rotation, StoreError,
-    Write,
+    Allocation, ApiKeyStore, Archive, CreditStore, IdempotencyStore, KeyInsert, OrganizationStore,
+    Reclaim, Rotation, StoreError, Write,
 };
 use domain::{ApiKeyId, OrganizationId, Timestamp};
 use uuid::Uuid;
@@ -34,6 +37,8 @@ struct State {
     api_keys: HashMap<ApiKeyId, ApiKey>,
     key_ids_by_handle: HashMap<KeyHandle, ApiKeyId>,
     idempotency: HashMap<IdempotencyScope, Record>,
+    wallets: HashMap<OrganizationId, Wallet>,
+    ledger: Vec<LedgerEvent>,
 }
 
 /// An idempotency record: a claim in flight, or the final response.
@@ -83,14 +88,64 @@ fn page<'a, T: Clone + 'a>(
 }
 
 impl State {
+    fn wallet(&self, id: OrganizationId) -> Wallet {
+        self.wallets
+            .get(&id)
+            .copied()
+            .unwrap_or_else(|| Wallet::empty(id))
+    }
+
+    /// Appends an entry to the ledger, moving its wallet's balance by the entry's credits.
+    fn record(&mut self, entry: LedgerEntry) -> LedgerEvent {
+        let mut wallet = self.wallet(entry.organization_id);
+        wallet.balance = wallet.balance.saturating_add_signed(entry.credits);
+        self.wallets.insert(wallet.organization_id, wallet);
+        let event = LedgerEvent {
+            entry,
+            balance_after: wallet.balance,
+        };
+        self.ledger.push(event.clone());
+        event
+    }
+
+    /// Moves an archived child's unreserved credits to its parent; returns how many.
+    fn sweep(
+        &mut self,
+        child: OrganizationId,
+        parent: OrganizationId,
+        reclaim: Reclaim,
+        at: Timestamp,
+    ) -> u64 {
+        let amount = self.wallet(child).available();
+        let Ok(signed) = i64::try_from(amount) else {
+            return 0;
+        };
+        if signed == 0 {
+            return 0;
+        }
+        let entry = |id, organization_id, credits| LedgerEntry {
+            id,
+            organization_id,
+            event_type: LedgerEventType::Reclaim,
+            credits,
+            transfer_id: Some(reclaim.transfer_id),
+            description: None,
+            metadata: Metadata::default(),
+            created_at: at,
+        };
+        self.record(entry(reclaim.child_event, child, -signed));
+        self.record(entry(reclaim.parent_event, parent, signed));
+        amount
+    }
+
     /// Refuses a completion whose claim is no longer in flight under its token. Called before
     /// anything is changed, so a refusal writes nothing.
-    fn check_claim(&self, done: Option<&Completion>) -> Result<(), StoreError> {
-        let Some(done) = done else {
+    fn check_claim(&self, claim: Option<&Claim>) -> Result<(), StoreError> {
+        let Some(claim) = claim else {
             return Ok(());
         };
-        match self.idempotency.get(&done.claim.scope).map(|r| &r.progress) {
-            Some(Progress::InFlight { token, .. }) if *token == done.claim.token => Ok(()),
+        match self.idempotency.get(&claim.scope).map(|r| &r.progress) {
+            Some(Progress::InFlight { token, .. }) if *token == claim.token => Ok(()),
             _ => Err(StoreError::Unavailable(
                 "the idempotency claim of this request was lost; retry".to_owned(),
             )),
@@ -158,7 +213,7 @@ impl OrganizationStore for MemoryStore {
         if state.organizations.contains_key(&org.id) {
             return Err(StoreError::Duplicate(format!("organization {}", org.id)));
         }
-        state.check_claim(done.as_ref())?;
+        state.check_claim(done.as_ref().map(|d| &d.claim))?;
         state.organizations.insert(org.id, org.clone());
         state.write_completion(done);
         Ok(())
@@ -201,13 +256,18 @@ impl OrganizationStore for MemoryStore {
         if !is_current(&state, org.id, expected) {
             return Ok(Write::Stale);
         }
-        state.check_claim(done.as_ref())?;
+        state.check_claim(done.as_ref().map(|d| &d.claim))?;
         state.organizations.insert(org.id, org.clone());
         state.write_completion(done);
         Ok(Write::Applied)
     }
 
-    async fn archive(&self, org: &Organization, expected: Revision) -> Result<Archive, StoreError> {
+    async fn archive(
+        &self,
+        org: &Organization,
+        expected: Revision,
+        reclaim: Reclaim,
+    ) -> Result<Archive, StoreError> {
         let OrganizationStatus::Archived { at } = org.status else {
             return Err(StoreError::Internal(
                 "archive needs an archived organization".into(),
@@ -225,7 +285,14 @@ impl OrganizationStore for MemoryStore {
                 revoked_keys += 1;
             }
         }
-        Ok(Archive::Applied { revoked_keys })
+        let reclaimed_credits = match org.parent_id {
+            Some(parent) => state.sweep(org.id, parent, reclaim, at),
+            None => 0,
+        };
+        Ok(Archive::Applied {
+            revoked_keys,
+            reclaimed_credits,
+        })
     }
 }
 
@@ -241,7 +308,7 @@ impl ApiKeyStore for MemoryStore {
             return Ok(KeyInsert::OrganizationClosed);
         }
         state.check_unique(key)?;
-        state.check_claim(done.as_ref())?;
+        state.check_claim(done.as_ref().map(|d| &d.claim))?;
         state.add_key(key);
         state.write_completion(done);
         Ok(KeyInsert::Inserted)
@@ -295,7 +362,7 @@ impl ApiKeyStore for MemoryStore {
             return Ok(Rotation::OrganizationClosed);
         }
         state.check_unique(new)?;
-        state.check_claim(done.as_ref())?;
+        state.check_claim(done.as_ref().map(|d| &d.claim))?;
         if let Some(current) = state.api_keys.get_mut(&old) {
             current.rotated_at = Some(at);
             current.superseded = Some(supersession);
@@ -444,7 +511,7 @@ impl IdempotencyStore for MemoryStore {
 
     async fn complete(&self, completion: &Completion) -> Result<(), StoreError> {
         let mut state = self.state();
-        if state.check_claim(Some(completion)).is_ok() {
+        if state.check_claim(Some(&completion.claim)).is_ok() {
             state.write_completion(Some(completion.clone()));
         }
         Ok(())
@@ -469,5 +536,76 @@ impl IdempotencyStore for MemoryStore {
             .idempotency
             .retain(|_, record| record.expires_at > now);
         Ok((before - state.idempotency.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl CreditStore for MemoryStore {
+    async fn wallet(&self, organization: OrganizationId) -> Result<Wallet, StoreError> {
+        Ok(self.state().wallet(organization))
+    }
+
+    async fn grant(&self, entry: LedgerEntry) -> Result<LedgerEvent, StoreError> {
+        Ok(self.state().record(entry))
+    }
+
+    async fn allocate(
+        &self,
+        debit: LedgerEntry,
+        credit: LedgerEntry,
+        done: Option<PendingCompletion<Wallet>>,
+    ) -> Result<Allocation, StoreError> {
+        let mut state = self.state();
+        if !state.is_open(credit.organization_id) {
+            return Ok(Allocation::ChildClosed);
+        }
+        let available = state.wallet(debit.organization_id).available();
+        if available < debit.credits.unsigned_abs() {
+            return Ok(Allocation::InsufficientFunds { available });
+        }
+        state.check_claim(done.as_ref().map(|d| &d.claim))?;
+        state.record(debit);
+        let child = state.record(credit);
+        let child_wallet = state.wallet(child.entry.organization_id);
+        state.write_completion(done.map(|d| d.resolve(&child_wallet)));
+        Ok(Allocation::Applied { child_wallet })
+    }
+
+    async fn ledger(
+        &self,
+        organization: OrganizationId,
+        filter: LedgerFilter,
+        request: PageRequest,
+    ) -> Result<Vec<LedgerEvent>, StoreError> {
+        let state = self.state();
+        let events = state
+            .ledger
+            .iter()
+            .filter(|e| e.entry.organization_id == organization && filter.admits(&e.entry));
+        Ok(page(
+            events,
+            |e| (e.entry.created_at, e.entry.id.as_uuid()),
+            request,
+        ))
+    }
+
+    async fn usage_between(
+        &self,
+        organization: OrganizationId,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let state = self.state();
+        Ok(state
+            .ledger
+            .iter()
+            .filter(|e| {
+                e.entry.organization_id == organization
+                    && e.entry.event_type == LedgerEventType::Usage
+                    && e.entry.created_at >= start
+                    && e.entry.created_at < end
+            })
+            .map(|e| e.entry.credits.unsigned_abs())
+            .sum())
     }
 }

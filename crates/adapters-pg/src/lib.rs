@@ -14,6 +14,7 @@
 //! [`ApiKeyStore`]: domain::ports::ApiKeyStore
 
 mod api_keys;
+mod credits;
 mod error;
 mod idempotency;
 mod migrations;

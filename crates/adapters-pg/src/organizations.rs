@@ -8,7 +8,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use domain::idempotency::Completion;
 use domain::organization::{Organization, Revision, StatusKind};
 use domain::pagination::PageRequest;
-use domain::ports::{Archive, OrganizationStore, StoreError, Write};
+use domain::ports::{Archive, OrganizationStore, Reclaim, StoreError, Write};
 use domain::OrganizationId;
 
 use crate::error::from_diesel;
@@ -119,7 +119,12 @@ impl OrganizationStore for PgStore {
         .map_err(from_effect_transaction)
     }
 
-    async fn archive(&self, org: &Organization, expected: Revision) -> Result<Archive, StoreError> {
+    async fn archive(
+        &self,
+        org: &Organization,
+        expected: Revision,
+        reclaim: Reclaim,
+    ) -> Result<Archive, StoreError> {
         use organizations::dsl;
         let Some(archived_at) = org.status.archived_at() else {
             return Err(StoreError::Internal(
@@ -130,6 +135,7 @@ impl OrganizationStore for PgStore {
         let changes = OrganizationChanges::from_domain(org)?;
         let expected = revision_to_db(expected)?;
         let id = org.id.as_uuid();
+        let parent = org.parent_id.map(|p| p.as_uuid());
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
             // The guarded UPDATE takes the organization's row lock; a concurrent key insert holds
@@ -154,8 +160,15 @@ impl OrganizationStore for PgStore {
             .set(api_keys::revoked_at.eq(Some(archived_at)))
             .execute(conn)
             .await?;
+            let reclaimed_credits = match parent {
+                Some(parent) => {
+                    crate::credits::sweep(conn, id, parent, reclaim, archived_at).await?
+                }
+                None => 0,
+            };
             Ok(Archive::Applied {
                 revoked_keys: u64::try_from(revoked).unwrap_or(u64::MAX),
+                reclaimed_credits,
             })
         })
         .await

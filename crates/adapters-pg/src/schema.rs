@@ -44,4 +44,26 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> organizations (organization_id));
-diesel::allow_tables_to_appear_in_same_query!(organizations, api_keys);
+diesel::allow_tables_to_appear_in_same_query!(organizations, api_keys, wallets, ledger_events);
+
+diesel::table! {
+    wallets (organization_id) {
+        organization_id -> Uuid,
+        balance -> Int8,
+        reserved -> Int8,
+    }
+}
+
+diesel::table! {
+    ledger_events (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        event_type -> Text,
+        credits -> Int8,
+        balance_after -> Int8,
+        transfer_id -> Nullable<Uuid>,
+        description -> Nullable<Text>,
+        metadata -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}

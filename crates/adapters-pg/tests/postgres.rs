@@ -183,7 +183,13 @@ async fn two_processes() -> Stores {
         .await
         .unwrap();
     let second = Arc::new(second);
-    Stores::from_parts(Arc::new(first), second.clone(), second, database)
+    Stores::from_parts(
+        Arc::new(first),
+        second.clone(),
+        second.clone(),
+        second,
+        database,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -27,6 +27,9 @@ pub enum DomainError {
         message: String,
         subject: ConflictSubject,
     },
+    /// The paying wallet's available balance is too small (`402 BILLING_EXHAUSTED`).
+    #[error("not enough credits: {available} available, {requested} requested")]
+    InsufficientCredits { available: u64, requested: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

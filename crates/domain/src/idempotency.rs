@@ -8,6 +8,7 @@
 //! claim, so the retry runs for real.
 
 use std::fmt;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -116,19 +117,64 @@ pub struct Completion {
     pub expires_at: Timestamp,
 }
 
+/// How a caller renders a use case's outcome as the response it sends.
+pub type Render<T> = Arc<dyn Fn(&T) -> StoredResponse + Send + Sync>;
+
 /// What a use case needs to complete a claim with its effect: the claim, and how the caller
 /// renders the use case's outcome as the response it will send.
-pub struct Idempotency<'a, T> {
+pub struct Idempotency<T> {
     pub claim: Claim,
-    pub render: &'a (dyn Fn(&T) -> StoredResponse + Send + Sync),
+    pub render: Render<T>,
 }
 
-impl<T> Idempotency<'_, T> {
+impl<T: 'static> Idempotency<T> {
     pub fn complete(&self, outcome: &T, now: Timestamp) -> Completion {
         Completion {
             claim: self.claim.clone(),
             response: (self.render)(outcome),
             expires_at: now.plus(REPLAY_WINDOW),
+        }
+    }
+}
+
+/// A completion whose response depends on what the store finds while it writes the effect (the
+/// balance an allocation leaves): the store renders it under its lock or in its transaction.
+pub struct PendingCompletion<V> {
+    pub claim: Claim,
+    pub expires_at: Timestamp,
+    pub render: Box<dyn Fn(&V) -> StoredResponse + Send + Sync>,
+}
+
+impl<V> PendingCompletion<V> {
+    pub fn resolve(&self, value: &V) -> Completion {
+        Completion {
+            claim: self.claim.clone(),
+            response: (self.render)(value),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+impl<V> fmt::Debug for PendingCompletion<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingCompletion")
+            .field("claim", &self.claim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: 'static> Idempotency<T> {
+    /// A completion rendered later from a `V` the store finds, through `outcome`.
+    pub fn pending<V>(
+        self,
+        now: Timestamp,
+        outcome: impl Fn(&V) -> T + Send + Sync + 'static,
+    ) -> PendingCompletion<V> {
+        let render = self.render;
+        PendingCompletion {
+            claim: self.claim,
+            expires_at: now.plus(REPLAY_WINDOW),
+            render: Box::new(move |value| render(&outcome(value))),
         }
     }
 }

@@ -1,7 +1,5 @@
 //! Resource ids: UUIDs behind a type per resource, written `<prefix>_<uuid>` (API.md §1.3).
 
-use std::fmt;
-
 use uuid::Uuid;
 
 /// Why a string is not an id of the expected kind.
@@ -11,37 +9,40 @@ pub struct IdParseError {
     pub prefix: &'static str,
 }
 
+/// Declares an id type: a UUID newtype with its prefix (used by other modules for their ids).
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-        pub struct $name(Uuid);
+        pub struct $name(uuid::Uuid);
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
-            pub fn from_uuid(uuid: Uuid) -> Self {
+            pub fn from_uuid(uuid: uuid::Uuid) -> Self {
                 Self(uuid)
             }
 
-            pub fn as_uuid(&self) -> Uuid {
+            pub fn as_uuid(&self) -> uuid::Uuid {
                 self.0
             }
 
             /// Accepts the prefixed form or the bare UUID, in any letter case; the UUID must be in
             /// its hyphenated form. Another resource's prefix is an error.
-            pub fn parse(input: &str) -> Result<Self, IdParseError> {
-                parse_prefixed(input, $prefix).map(Self).ok_or(IdParseError { prefix: $prefix })
+            pub fn parse(input: &str) -> Result<Self, $crate::ids::IdParseError> {
+                $crate::ids::parse_prefixed(input, $prefix).map(Self).ok_or($crate::ids::IdParseError { prefix: $prefix })
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 write!(f, "{}{}", $prefix, self.0.hyphenated())
             }
         }
     };
 }
+
+pub(crate) use prefixed_id;
 
 prefixed_id!(
     /// An organization, top-level or child: `org_<uuid>`.
@@ -54,7 +55,7 @@ prefixed_id!(
     "key_"
 );
 
-fn parse_prefixed(input: &str, prefix: &str) -> Option<Uuid> {
+pub(crate) fn parse_prefixed(input: &str, prefix: &str) -> Option<Uuid> {
     let lower = input.to_ascii_lowercase();
     let bare = lower.strip_prefix(prefix).unwrap_or(&lower);
     // Only the canonical hyphenated form: `Uuid::parse_str` would also take braces, URNs and

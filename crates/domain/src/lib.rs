@@ -5,6 +5,7 @@
 //! from the outside world (storage, time, randomness) comes through a port in [`ports`].
 
 pub mod api_key;
+pub mod credits;
 pub mod error;
 pub mod idempotency;
 pub mod ids;

@@ -12,7 +12,10 @@
 use async_trait::async_trait;
 
 use crate::api_key::{ApiKey, KeyHandle, RateLimitTier, SecretHash, Supersession};
-use crate::idempotency::{Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope};
+use crate::credits::{LedgerEntry, LedgerEvent, LedgerEventId, LedgerFilter, TransferId, Wallet};
+use crate::idempotency::{
+    Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope, PendingCompletion,
+};
 use crate::organization::{Organization, Revision, StatusKind};
 use crate::pagination::PageRequest;
 use crate::policy::Credentials;
@@ -42,8 +45,31 @@ pub enum Write {
 /// Outcome of [`OrganizationStore::archive`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Archive {
-    Applied { revoked_keys: u64 },
+    Applied {
+        revoked_keys: u64,
+        reclaimed_credits: u64,
+    },
     Stale,
+}
+
+/// How an archive sweeps the child's unreserved credits back to its parent: the ids of the two
+/// `reclaim` ledger events and of the transfer, written only if there is anything to sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reclaim {
+    pub child_event: LedgerEventId,
+    pub parent_event: LedgerEventId,
+    pub transfer_id: TransferId,
+}
+
+/// Outcome of [`CreditStore::allocate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allocation {
+    /// Both events were written; the child's wallet as it is right after.
+    Applied { child_wallet: Wallet },
+    /// The parent's available balance is smaller than the amount; nothing moved.
+    InsufficientFunds { available: u64 },
+    /// The child is archived (or missing); nothing moved.
+    ChildClosed,
 }
 
 /// Outcome of [`ApiKeyStore::rotate`].
@@ -101,12 +127,19 @@ pub trait OrganizationStore: Send + Sync {
 
     /// Stores the archived `org` if the stored revision is `expected`, and in the same atomic
     /// change revokes, at the archive instant, every key of the organization that is still
-    /// usable — including keys inserted concurrently. Otherwise (or if there is no such
-    /// organization) writes nothing: [`Archive::Stale`].
+    /// usable — including keys inserted concurrently — and moves its unreserved credits to its
+    /// parent's wallet (two `reclaim` events, as `reclaim` names them, at the archive instant;
+    /// none when there is nothing to move). Otherwise (or if there is no such organization)
+    /// writes nothing: [`Archive::Stale`].
     ///
     /// # Errors
     /// [`StoreError::Internal`] if `org` is not archived.
-    async fn archive(&self, org: &Organization, expected: Revision) -> Result<Archive, StoreError>;
+    async fn archive(
+        &self,
+        org: &Organization,
+        expected: Revision,
+        reclaim: Reclaim,
+    ) -> Result<Archive, StoreError>;
 }
 
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
@@ -230,6 +263,49 @@ pub trait IdempotencyStore: Send + Sync {
 
     /// Deletes records that expired before `now` (scheduled cleanup); returns how many.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// Wallets and the ledger (API.md §6). For every wallet the sum of its ledger events equals its
+/// balance, and `reserved <= balance`, after every method, under any concurrency.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait CreditStore: Send + Sync {
+    /// The organization's wallet; one that never held credits is empty.
+    async fn wallet(&self, organization: OrganizationId) -> Result<Wallet, StoreError>;
+
+    /// Adds `entry.credits` (> 0) to the entry's organization: the operator's grant. Returns the
+    /// event with the balance it left.
+    async fn grant(&self, entry: LedgerEntry) -> Result<LedgerEvent, StoreError>;
+
+    /// Moves credits from a parent to a child in one atomic change: `debit` (negative) on the
+    /// parent's wallet and `credit` (positive, the same amount) on the child's — only if the
+    /// parent's available balance covers it ([`Allocation::InsufficientFunds`]) and the child is
+    /// not archived ([`Allocation::ChildClosed`]). Concurrent allocations never overdraw; an
+    /// allocation and an archive of the child are serialized. `done` is rendered from the
+    /// child's wallet after the allocation and written with it.
+    async fn allocate(
+        &self,
+        debit: LedgerEntry,
+        credit: LedgerEntry,
+        done: Option<PendingCompletion<Wallet>>,
+    ) -> Result<Allocation, StoreError>;
+
+    /// The organization's ledger events admitted by `filter`, newest first by `created_at` then
+    /// id, strictly after `page.after`, at most `page.limit`.
+    async fn ledger(
+        &self,
+        organization: OrganizationId,
+        filter: LedgerFilter,
+        page: PageRequest,
+    ) -> Result<Vec<LedgerEvent>, StoreError>;
+
+    /// Credits the organization spent (its `usage` events) in `[start, end)`.
+    async fn usage_between(
+        &self,
+        organization: OrganizationId,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<u64, StoreError>;
 }
 
 /// The current instant, truncated to microseconds. A port so tests can control time.

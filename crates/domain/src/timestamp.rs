@@ -15,10 +15,12 @@ impl Timestamp {
         Self(truncated)
     }
 
-    /// Microseconds since the Unix epoch; `None` outside the range `time` supports.
+    /// Microseconds since the Unix epoch; `None` outside years 1 to 9999, the instants every
+    /// store can keep (PostgreSQL's `timestamptz` stops at 4713 BC).
     pub fn from_unix_micros(micros: i64) -> Option<Self> {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
             .ok()
+            .filter(|t| (1..=9999).contains(&t.year()))
             .map(Self)
     }
 
@@ -49,5 +51,18 @@ mod tests {
             datetime!(2026-06-01 12:30:00.123456 UTC)
         );
         assert_eq!(Timestamp::from_unix_micros(t.unix_micros()), Some(t));
+    }
+
+    #[test]
+    fn only_years_one_to_9999_come_from_numbers() {
+        assert!(
+            Timestamp::from_unix_micros(-377_705_116_800_000_000).is_none(),
+            "year -9999"
+        );
+        assert!(
+            Timestamp::from_unix_micros(-62_135_596_800_000_000).is_some(),
+            "0001-01-01"
+        );
+        assert!(Timestamp::from_unix_micros(i64::MAX).is_none());
     }
 }

@@ -14,3 +14,16 @@ impl FieldError {
         }
     }
 }
+
+/// Refuses the NUL character (U+0000), which no store can keep in text. Every free-text field
+/// goes through this.
+pub fn no_nul(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.contains('\0') {
+        Err(FieldError::new(
+            field,
+            "must not contain the NUL character (U+0000)",
+        ))
+    } else {
+        Ok(())
+    }
+}

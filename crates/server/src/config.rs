@@ -41,6 +41,16 @@ pub enum Command {
         /// The top-level organization's id.
         id: String,
     },
+    /// Grant credits to a top-level organization (needs DATABASE_URL).
+    GrantCredits {
+        /// The top-level organization's id.
+        id: String,
+        /// How many credits (an integer > 0).
+        credits: i64,
+        /// Recorded on the ledger event.
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Set an API key's rate-limit tier: standard, pilot, partner, sandbox or unlimited (needs
     /// DATABASE_URL).
     SetKeyTier {

@@ -196,11 +196,13 @@ where
     S: domain::ports::OrganizationStore
         + domain::ports::ApiKeyStore
         + domain::ports::IdempotencyStore
+        + domain::ports::CreditStore
         + 'static,
 {
     Ports {
         organizations: store.clone(),
         api_keys: store.clone(),
+        credits: store.clone(),
         idempotency: store,
         clock,
         random: Arc::new(system::OsRandom),
@@ -239,6 +241,21 @@ async fn bootstrap(
             key,
             secret,
         } => {
+            // Granted once, when the bootstrap organization is created (API.md §9).
+            if config.bootstrap_credits > 0 {
+                let credits = i64::try_from(config.bootstrap_credits)
+                    .map_err(|_| anyhow::anyhow!("BOOTSTRAP_CREDITS is too large"))?;
+                control_plane
+                    .grant_credits(
+                        organization.id,
+                        credits,
+                        Some("BOOTSTRAP_CREDITS".to_owned()),
+                    )
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("granting BOOTSTRAP_CREDITS failed: {e} ({e:?})")
+                    })?;
+            }
             tracing::info!(organization_id = %organization.id, api_key_id = %key.id, prefix = %key.prefix(), "bootstrap organization created");
             secret
         }

@@ -64,6 +64,20 @@ pub async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
                 .map_err(describe)?;
             println!("key {} is on the {} tier", key.id, key.rate_limit_tier);
         }
+        Command::GrantCredits {
+            id,
+            credits,
+            description,
+        } => {
+            let event = control_plane
+                .grant_credits(parse_id(&id)?, credits, description)
+                .await
+                .map_err(describe)?;
+            println!(
+                "granted {} credits to {}: balance {}",
+                event.entry.credits, event.entry.organization_id, event.balance_after
+            );
+        }
         Command::Serve | Command::Migrate => {}
     }
     Ok(())

@@ -425,10 +425,13 @@ pub async fn archive_revokes_every_active_key_at_the_archive_instant(s: &Stores)
     let gone = archived(&child, archive_at);
     assert_eq!(
         s.organizations
-            .archive(&gone, child.revision)
+            .archive(&gone, child.revision, reclaim())
             .await
             .unwrap(),
-        Archive::Applied { revoked_keys: 3 }
+        Archive::Applied {
+            revoked_keys: 3,
+            reclaimed_credits: 0
+        }
     );
     assert_eq!(stored_org(s, &child).await, gone);
     for key in &active {
@@ -452,10 +455,13 @@ pub async fn archive_of_a_suspended_organization_without_keys(s: &Stores) {
     let gone = archived(&child, at(3));
     assert_eq!(
         s.organizations
-            .archive(&gone, child.revision)
+            .archive(&gone, child.revision, reclaim())
             .await
             .unwrap(),
-        Archive::Applied { revoked_keys: 0 }
+        Archive::Applied {
+            revoked_keys: 0,
+            reclaimed_credits: 0
+        }
     );
     let stored = stored_org(s, &child).await;
     assert_eq!(stored, gone);
@@ -474,7 +480,10 @@ pub async fn archive_is_stale_and_writes_nothing_when_the_revision_differs(s: &S
             ..archived(&child, at(1_000))
         };
         assert_eq!(
-            s.organizations.archive(&gone, expected).await.unwrap(),
+            s.organizations
+                .archive(&gone, expected, reclaim())
+                .await
+                .unwrap(),
             Archive::Stale,
             "expected {expected:?}"
         );
@@ -489,7 +498,7 @@ pub async fn archive_is_stale_and_writes_nothing_when_the_revision_differs(s: &S
     let ghost = top_level(at(0));
     assert_eq!(
         s.organizations
-            .archive(&archived(&ghost, at(1)), ghost.revision)
+            .archive(&archived(&ghost, at(1)), ghost.revision, reclaim())
             .await
             .unwrap(),
         Archive::Stale
@@ -564,7 +573,7 @@ pub async fn key_insert_into_an_archived_organization_is_refused(s: &Stores) {
     let gone = archived(&child, at(100));
     assert!(matches!(
         s.organizations
-            .archive(&gone, child.revision)
+            .archive(&gone, child.revision, reclaim())
             .await
             .unwrap(),
         Archive::Applied { .. }
@@ -857,7 +866,7 @@ pub async fn find_credentials_reads_the_current_state(s: &Stores) {
     insert_key(s, &other).await;
     let gone = archived(&child_resumed, at(60));
     s.organizations
-        .archive(&gone, child_resumed.revision)
+        .archive(&gone, child_resumed.revision, reclaim())
         .await
         .unwrap();
     let after = s
@@ -931,7 +940,7 @@ pub async fn concurrent_archives_from_one_revision_apply_exactly_once(s: &Stores
         let expected = child.revision;
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            let outcome = organizations.archive(&gone, expected).await;
+            let outcome = organizations.archive(&gone, expected, reclaim()).await;
             (gone, outcome)
         }));
     }
@@ -939,7 +948,7 @@ pub async fn concurrent_archives_from_one_revision_apply_exactly_once(s: &Stores
     for task in tasks {
         let (gone, outcome) = task.await.unwrap();
         match outcome.unwrap() {
-            Archive::Applied { revoked_keys } => winners.push((gone, revoked_keys)),
+            Archive::Applied { revoked_keys, .. } => winners.push((gone, revoked_keys)),
             Archive::Stale => {}
         }
     }
@@ -989,12 +998,12 @@ pub async fn archive_racing_key_inserts_leaves_no_live_key(s: &Stores) {
             let expected = child.revision;
             tokio::spawn(async move {
                 barrier.wait().await;
-                organizations.archive(&gone, expected).await
+                organizations.archive(&gone, expected, reclaim()).await
             })
         };
 
         let revoked_keys = match archive.await.unwrap().unwrap() {
-            Archive::Applied { revoked_keys } => revoked_keys,
+            Archive::Applied { revoked_keys, .. } => revoked_keys,
             Archive::Stale => panic!("round {round}: the only archive was Stale"),
         };
         let mut inserted = vec![existing.clone()];

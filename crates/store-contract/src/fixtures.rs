@@ -173,3 +173,18 @@ pub fn newest_first<T: Clone>(items: &[T], key: impl Fn(&T) -> (Timestamp, Uuid)
     sorted.sort_by_key(|item| std::cmp::Reverse(key(item)));
     sorted
 }
+
+/// Fresh ids for the reclaim events of an archive.
+pub fn reclaim() -> domain::ports::Reclaim {
+    let random = |n: u8| {
+        let mut bytes = [0u8; 10];
+        bytes.copy_from_slice(&Uuid::new_v4().as_bytes()[..10]);
+        bytes[0] ^= n;
+        bytes
+    };
+    domain::ports::Reclaim {
+        child_event: domain::credits::LedgerEventId::new(at(0), random(1)),
+        parent_event: domain::credits::LedgerEventId::new(at(0), random(2)),
+        transfer_id: domain::credits::TransferId::from_uuid(Uuid::new_v4()),
+    }
+}

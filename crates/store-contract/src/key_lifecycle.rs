@@ -127,7 +127,7 @@ pub async fn rotate_in_an_archived_organization_is_refused(s: &Stores) {
     let gone = archived(&child, at(50));
     assert!(matches!(
         s.organizations
-            .archive(&gone, child.revision)
+            .archive(&gone, child.revision, reclaim())
             .await
             .unwrap(),
         Archive::Applied { .. }
@@ -269,10 +269,13 @@ pub async fn archive_and_revoke_leave_expired_and_killed_keys_as_they_ended(s: &
     let gone = archived(&child, at(400));
     assert_eq!(
         s.organizations
-            .archive(&gone, child.revision)
+            .archive(&gone, child.revision, reclaim())
             .await
             .unwrap(),
-        Archive::Applied { revoked_keys: 1 }
+        Archive::Applied {
+            revoked_keys: 1,
+            reclaimed_credits: 0
+        }
     );
     assert_eq!(stored(s, &old).await, expired);
     assert_eq!(

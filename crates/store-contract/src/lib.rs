@@ -20,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cases;
+pub mod credits;
 pub mod fixtures;
 pub mod idempotency;
 pub mod key_lifecycle;
@@ -27,13 +28,14 @@ pub mod key_lifecycle;
 use std::any::Any;
 use std::sync::Arc;
 
-use domain::ports::{ApiKeyStore, IdempotencyStore, OrganizationStore};
+use domain::ports::{ApiKeyStore, CreditStore, IdempotencyStore, OrganizationStore};
 
 /// Both ports of ONE store, plus whatever must live as long as the test (a test database).
 pub struct Stores {
     pub organizations: Arc<dyn OrganizationStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    pub credits: Arc<dyn CreditStore>,
     // Declared last: dropped after the ports.
     _guard: Option<Box<dyn Any + Send + Sync>>,
 }
@@ -42,12 +44,13 @@ impl Stores {
     /// Both ports of `store`.
     pub fn new<S>(store: Arc<S>) -> Self
     where
-        S: OrganizationStore + ApiKeyStore + IdempotencyStore + 'static,
+        S: OrganizationStore + ApiKeyStore + IdempotencyStore + CreditStore + 'static,
     {
         Self {
             organizations: store.clone(),
             api_keys: store.clone(),
-            idempotency: store,
+            idempotency: store.clone(),
+            credits: store,
             _guard: None,
         }
     }
@@ -58,6 +61,7 @@ impl Stores {
         organizations: Arc<dyn OrganizationStore>,
         api_keys: Arc<dyn ApiKeyStore>,
         idempotency: Arc<dyn IdempotencyStore>,
+        credits: Arc<dyn CreditStore>,
         guard: G,
     ) -> Self
     where
@@ -67,6 +71,7 @@ impl Stores {
             organizations,
             api_keys,
             idempotency,
+            credits,
             _guard: Some(Box::new(guard)),
         }
     }
@@ -75,7 +80,7 @@ impl Stores {
     /// the store runs on, which is dropped with it).
     pub fn with_guard<S, G>(store: Arc<S>, guard: G) -> Self
     where
-        S: OrganizationStore + ApiKeyStore + IdempotencyStore + 'static,
+        S: OrganizationStore + ApiKeyStore + IdempotencyStore + CreditStore + 'static,
         G: Send + Sync + 'static,
     {
         Self {
@@ -142,6 +147,14 @@ macro_rules! store_contract_tests {
                 idempotency_a_lost_claim_writes_no_effect,
                 idempotency_complete_with_another_token_changes_nothing,
                 idempotency_purge_deletes_only_expired_records,
+                credits_an_unknown_wallet_is_empty,
+                credits_grant_adds_and_records_the_balance_left,
+                credits_allocation_moves_credits_between_both_ledgers,
+                credits_allocation_beyond_the_available_balance_moves_nothing,
+                credits_allocation_to_an_archived_child_is_refused,
+                credits_ledger_filters_and_pages,
+                credits_archive_sweeps_the_unreserved_balance_to_the_parent,
+                credits_an_allocation_writes_its_idempotent_answer_with_the_effect,
             ;
             racing:
                 concurrent_updates_from_one_revision_apply_exactly_once,
@@ -151,6 +164,8 @@ macro_rules! store_contract_tests {
             lifecycle_racing:
                 rotate_racing_revoke_and_rotate_is_atomic,
                 idempotency_concurrent_claims_of_one_key_claim_once,
+                credits_concurrent_allocations_never_overdraw,
+                credits_archive_racing_allocations_conserves_credits,
             ;
         }
     };
@@ -186,7 +201,7 @@ macro_rules! __store_contract_cases {
                 async fn $lifecycle() {
                     let stores: $crate::Stores = $factory.await;
                     #[allow(unused_imports)]
-                    use $crate::{idempotency::*, key_lifecycle::*};
+                    use $crate::{credits::*, idempotency::*, key_lifecycle::*};
                     $lifecycle(&stores).await;
                 }
             )*
@@ -196,7 +211,7 @@ macro_rules! __store_contract_cases {
                 async fn $lifecycle_racing() {
                     let stores: $crate::Stores = $factory.await;
                     #[allow(unused_imports)]
-                    use $crate::{idempotency::*, key_lifecycle::*};
+                    use $crate::{credits::*, idempotency::*, key_lifecycle::*};
                     $lifecycle_racing(&stores).await;
                 }
             )*

@@ -2,6 +2,7 @@
 //! timestamp formats of API.md §1.4. Domain values are converted here and only here.
 
 mod api_keys;
+mod credits;
 mod errors;
 mod organizations;
 mod whoami;
@@ -10,6 +11,7 @@ pub use api_keys::{
     ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, KilledApiKeyDto, MintedApiKeyDto,
     RotatedApiKeyDto,
 };
+pub use credits::{AllocateBody, AllocationDto, CreditsDto, LedgerEventDto, LedgerList};
 pub use errors::{ErrorBody, ErrorEnvelope, FieldErrorDto};
 pub use organizations::{
     ArchivedOrganizationDto, CreateOrganizationBody, CreditConfigDto, OrganizationDto,

@@ -56,9 +56,9 @@ pub struct OrganizationWithSummaryDto {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SummaryDto {
-    pub balance: i64,
-    pub available: i64,
-    pub reserved_credits: i64,
+    pub balance: u64,
+    pub available: u64,
+    pub reserved_credits: u64,
     pub active_api_keys: u64,
     pub credit_config: CreditConfigDto,
 }
@@ -76,12 +76,11 @@ impl From<&OrganizationSummary> for OrganizationWithSummaryDto {
     fn from(summary: &OrganizationSummary) -> Self {
         Self {
             organization: OrganizationDto::from(&summary.organization),
-            // Wallets and spend controls come with the credits capability; until then every
-            // organization holds nothing and has no controls set, which is what this says.
+            // Spend controls (API.md §6.5) are not offered yet: none is set on any organization.
             summary: SummaryDto {
-                balance: 0,
-                available: 0,
-                reserved_credits: 0,
+                balance: summary.wallet.balance,
+                available: summary.wallet.available(),
+                reserved_credits: summary.wallet.reserved,
                 active_api_keys: summary.active_api_keys,
                 credit_config: CreditConfigDto {
                     monthly_credit_cap: None,

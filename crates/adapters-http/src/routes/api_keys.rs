@@ -41,7 +41,7 @@ pub async fn create_api_key(
     let id = organization_id(&path)?;
     let bytes = body::read(&request, payload).await?;
     let now = state.control_plane.now();
-    let render = |minted: &MintedKey| {
+    let render = move |minted: &MintedKey| {
         idempotent::render(StatusCode::CREATED, &MintedApiKeyDto::at(minted, now))
     };
     idempotent::run(
@@ -49,7 +49,7 @@ pub async fn create_api_key(
         &caller,
         &request,
         &bytes,
-        &render,
+        render,
         async |idempotency| {
             let input: CreateApiKeyBody = body::json(&bytes)?;
             Ok(state
@@ -114,7 +114,7 @@ pub async fn delete_api_key(
     let (org, key) = (organization_id(&org)?, api_key_id(&key)?);
     let bytes = body::read(&request, payload).await?;
     let now = state.control_plane.now();
-    let render = |revoked: &ApiKey| {
+    let render = move |revoked: &ApiKey| {
         let dto = DeletedApiKeyDto {
             api_key: ApiKeyDto::at(revoked, now),
             deleted: true,
@@ -122,7 +122,7 @@ pub async fn delete_api_key(
         idempotent::render(StatusCode::OK, &dto)
     };
     // Revoking is idempotent by nature; the answer is recorded right after the effect.
-    idempotent::run(&state, &caller, &request, &bytes, &render, async |_| {
+    idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
         Ok(state
             .control_plane
             .revoke_api_key(&caller.0, org, key)
@@ -157,7 +157,7 @@ pub async fn rotate_child_api_key(
     let (org, key) = (organization_id(&org)?, api_key_id(&key)?);
     let bytes = body::read(&request, payload).await?;
     let now = state.control_plane.now();
-    let render = |rotated: &RotatedKey| {
+    let render = move |rotated: &RotatedKey| {
         idempotent::render(StatusCode::CREATED, &RotatedApiKeyDto::at(rotated, now))
     };
     idempotent::run(
@@ -165,7 +165,7 @@ pub async fn rotate_child_api_key(
         &caller,
         &request,
         &bytes,
-        &render,
+        render,
         async |idempotency| {
             Ok(state
                 .control_plane
@@ -225,7 +225,7 @@ pub async fn kill_api_key(
     let key = api_key_id(&path)?;
     let bytes = body::read(&request, payload).await?;
     let now = state.control_plane.now();
-    let render = |killed: &ApiKey| {
+    let render = move |killed: &ApiKey| {
         let dto = KilledApiKeyDto {
             api_key: ApiKeyDto::at(killed, now),
             killed: true,
@@ -233,7 +233,7 @@ pub async fn kill_api_key(
         idempotent::render(StatusCode::OK, &dto)
     };
     // Killing is idempotent by nature; the answer is recorded right after the effect.
-    idempotent::run(&state, &caller, &request, &bytes, &render, async |_| {
+    idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
         Ok(state.control_plane.kill_api_key(&caller.0, key).await?)
     })
     .await
@@ -262,9 +262,10 @@ pub async fn rotate_own_api_key(
     let key = api_key_id(&path)?;
     let bytes = body::read(&request, payload).await?;
     let now = state.control_plane.now();
-    let render =
-        |minted: &MintedKey| idempotent::render(StatusCode::OK, &MintedApiKeyDto::at(minted, now));
-    idempotent::run(&state, &caller, &request, &bytes, &render, async |_| {
+    let render = move |minted: &MintedKey| {
+        idempotent::render(StatusCode::OK, &MintedApiKeyDto::at(minted, now))
+    };
+    idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
         Ok(state
             .control_plane
             .rotate_own_api_key(&caller.0, key)

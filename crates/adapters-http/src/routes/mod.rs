@@ -2,6 +2,7 @@
 //! default), then validating its input, then calling one use case.
 
 mod api_keys;
+mod credits;
 mod operations;
 mod organizations;
 mod whoami;
@@ -21,6 +22,10 @@ use crate::{gate, ApiState};
 pub(crate) use api_keys::{
     __path_create_api_key, __path_delete_api_key, __path_kill_api_key, __path_list_api_keys,
     __path_list_own_api_keys, __path_rotate_child_api_key, __path_rotate_own_api_key,
+};
+pub(crate) use credits::{
+    __path_allocate, __path_child_credits, __path_child_ledger, __path_own_credits,
+    __path_own_ledger,
 };
 pub(crate) use operations::{__path_healthz, __path_readyz};
 pub(crate) use organizations::{
@@ -71,6 +76,20 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
                     .route(web::post().to(api_keys::rotate_child_api_key)),
             )
             .service(resource("/v1/api-keys").route(web::get().to(api_keys::list_own_api_keys)))
+            .service(resource("/v1/credits").route(web::get().to(credits::own_credits)))
+            .service(resource("/v1/credits/events").route(web::get().to(credits::own_ledger)))
+            .service(
+                resource("/v1/organizations/{orgId}/credits")
+                    .route(web::get().to(credits::child_credits)),
+            )
+            .service(
+                resource("/v1/organizations/{orgId}/credits/events")
+                    .route(web::get().to(credits::child_ledger)),
+            )
+            .service(
+                resource("/v1/organizations/{orgId}/credits/allocate")
+                    .route(web::post().to(credits::allocate)),
+            )
             .service(
                 resource("/v1/api-keys/{keyId}/kill").route(web::post().to(api_keys::kill_api_key)),
             )

@@ -35,14 +35,15 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrgAdmin)?;
     let bytes = body::read(&request, payload).await?;
-    let render =
-        |org: &Organization| idempotent::render(StatusCode::CREATED, &OrganizationDto::from(org));
+    let render = move |org: &Organization| {
+        idempotent::render(StatusCode::CREATED, &OrganizationDto::from(org))
+    };
     idempotent::run(
         &state,
         &caller,
         &request,
         &bytes,
-        &render,
+        render,
         async |idempotency| {
             let input: CreateOrganizationBody = body::json(&bytes)?;
             Ok(state
@@ -139,7 +140,7 @@ pub async fn update(
         &caller,
         &request,
         &bytes,
-        &render_ok,
+        render_ok,
         async |idempotency| {
             let patch: PatchOrganizationBody = body::json(&bytes)?;
             Ok(state
@@ -179,7 +180,7 @@ pub async fn suspend(
         &caller,
         &request,
         &bytes,
-        &render_ok,
+        render_ok,
         async |idempotency| {
             let input: Option<SuspendBody> = body::optional_json(&bytes)?;
             let reason = input.and_then(|b| b.reason);
@@ -218,7 +219,7 @@ pub async fn resume(
         &caller,
         &request,
         &bytes,
-        &render_ok,
+        render_ok,
         async |idempotency| {
             Ok(state
                 .control_plane
@@ -250,11 +251,11 @@ pub async fn archive(
     caller.require(Scope::OrgAdmin)?;
     let id = organization_id(&path)?;
     let bytes = body::read(&request, payload).await?;
-    let render = |report: &ArchiveReport| {
+    let render = move |report: &ArchiveReport| {
         idempotent::render(StatusCode::OK, &ArchivedOrganizationDto::from(report))
     };
     // Archive is idempotent by nature; its answer is recorded right after its effect.
-    idempotent::run(&state, &caller, &request, &bytes, &render, async |_| {
+    idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
         Ok(state
             .control_plane
             .archive_organization(&caller.0, id)

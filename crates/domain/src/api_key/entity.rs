@@ -13,6 +13,7 @@ impl KeyName {
     pub const MAX_CHARS: usize = 120;
 
     pub fn parse(input: &str) -> Result<Self, FieldError> {
+        crate::validation::no_nul("name", input)?;
         let trimmed = input.trim();
         let chars = trimmed.chars().count();
         if chars == 0 || chars > Self::MAX_CHARS {

@@ -79,6 +79,8 @@ impl Metadata {
 }
 
 fn check_pair(key: &str, value: &str) -> Result<(), FieldError> {
+    crate::validation::no_nul(&format!("metadata.{key}"), key)?;
+    crate::validation::no_nul(&format!("metadata.{key}"), value)?;
     let key_chars = key.chars().count();
     if key_chars == 0 || key_chars > Metadata::MAX_KEY_CHARS {
         return Err(FieldError::new(

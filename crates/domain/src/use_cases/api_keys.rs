@@ -48,7 +48,7 @@ impl ControlPlane {
         principal: &Principal,
         organization_id: OrganizationId,
         input: NewApiKey,
-        idempotency: Option<Idempotency<'_, MintedKey>>,
+        idempotency: Option<Idempotency<MintedKey>>,
     ) -> Result<MintedKey, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         let (known, unknown): (Vec<_>, Vec<_>) = input
@@ -184,7 +184,7 @@ impl ControlPlane {
         principal: &Principal,
         organization_id: OrganizationId,
         key_id: ApiKeyId,
-        idempotency: Option<Idempotency<'_, RotatedKey>>,
+        idempotency: Option<Idempotency<RotatedKey>>,
     ) -> Result<RotatedKey, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         let organization = self.load_child(principal, organization_id).await?;

@@ -5,6 +5,7 @@
 
 mod api_keys;
 mod authenticate;
+mod credits;
 mod idempotency;
 mod key_usage;
 mod operator;
@@ -15,10 +16,13 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::ports::{ApiKeyStore, Clock, IdempotencyStore, OrganizationStore, RandomSource};
+use crate::ports::{
+    ApiKeyStore, Clock, CreditStore, IdempotencyStore, OrganizationStore, RandomSource,
+};
 
 pub use api_keys::{MintedKey, NewApiKey, RotatedKey, ROTATION_GRACE};
 pub use authenticate::ACTING_HEADER;
+pub use credits::{AllocationReport, CreditsView, NewAllocation};
 pub use key_usage::KeyUsage;
 pub use operator::{Bootstrap, BootstrapOutcome};
 pub use organizations::{ArchiveReport, NewOrganization, OrganizationPatch, OrganizationSummary};
@@ -28,6 +32,7 @@ pub use organizations::{ArchiveReport, NewOrganization, OrganizationPatch, Organ
 pub struct Ports {
     pub organizations: Arc<dyn OrganizationStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
+    pub credits: Arc<dyn CreditStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,
@@ -51,6 +56,13 @@ impl ControlPlane {
     /// key's status) are computed at.
     pub fn now(&self) -> crate::Timestamp {
         self.ports.clock.now()
+    }
+
+    /// A ledger event id (a ULID) for an event at `at`.
+    fn new_ledger_event_id(&self, at: crate::Timestamp) -> crate::credits::LedgerEventId {
+        let mut random = [0u8; 10];
+        self.ports.random.fill(&mut random);
+        crate::credits::LedgerEventId::new(at, random)
     }
 
     /// A random (v4) UUID from the random port.

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use super::{ControlPlane, MAX_ATTEMPTS};
 use crate::api_key::Scope;
+use crate::credits::TransferId;
 use crate::error::ConflictSubject;
 use crate::idempotency::Idempotency;
 use crate::organization::lifecycle::{self, LifecycleAction, Transition};
@@ -11,7 +12,7 @@ use crate::organization::{
 };
 use crate::pagination::{Page, PageCursor, PageRequest};
 use crate::policy::{self, Principal};
-use crate::ports::{Archive, StoreError, Write};
+use crate::ports::{Archive, Reclaim, StoreError, Write};
 use crate::validation::FieldError;
 use crate::{DomainError, OrganizationId, Timestamp};
 
@@ -36,6 +37,7 @@ pub struct OrganizationPatch {
 #[derive(Debug, Clone)]
 pub struct OrganizationSummary {
     pub organization: Organization,
+    pub wallet: crate::credits::Wallet,
     pub active_api_keys: u64,
 }
 
@@ -56,7 +58,7 @@ impl ControlPlane {
         &self,
         principal: &Principal,
         input: NewOrganization,
-        idempotency: Option<Idempotency<'_, Organization>>,
+        idempotency: Option<Idempotency<Organization>>,
     ) -> Result<Organization, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         if !principal.organization.is_top_level() {
@@ -135,8 +137,10 @@ impl ControlPlane {
             .api_keys
             .count_active(organization.id, now)
             .await?;
+        let wallet = self.ports.credits.wallet(organization.id).await?;
         Ok(OrganizationSummary {
             organization,
+            wallet,
             active_api_keys,
         })
     }
@@ -146,7 +150,7 @@ impl ControlPlane {
         principal: &Principal,
         id: OrganizationId,
         patch: OrganizationPatch,
-        idempotency: Option<Idempotency<'_, Organization>>,
+        idempotency: Option<Idempotency<Organization>>,
     ) -> Result<Organization, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         let name = patch
@@ -214,10 +218,11 @@ impl ControlPlane {
         principal: &Principal,
         id: OrganizationId,
         reason: Option<String>,
-        idempotency: Option<Idempotency<'_, Organization>>,
+        idempotency: Option<Idempotency<Organization>>,
     ) -> Result<Organization, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         if let Some(reason) = &reason {
+            crate::validation::no_nul("reason", reason).map_err(DomainError::validation)?;
             if reason.chars().count() > MAX_REASON_CHARS {
                 return Err(DomainError::validation(FieldError::new(
                     "reason",
@@ -237,7 +242,7 @@ impl ControlPlane {
         &self,
         principal: &Principal,
         id: OrganizationId,
-        idempotency: Option<Idempotency<'_, Organization>>,
+        idempotency: Option<Idempotency<Organization>>,
     ) -> Result<Organization, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         self.change_status(
@@ -271,15 +276,24 @@ impl ControlPlane {
                 revision: current.revision.next(),
                 ..current.clone()
             };
-            if let Archive::Applied { revoked_keys } = self
+            let reclaim = Reclaim {
+                child_event: self.new_ledger_event_id(now),
+                parent_event: self.new_ledger_event_id(now),
+                transfer_id: TransferId::from_uuid(self.new_uuid()),
+            };
+            let archived = self
                 .ports
                 .organizations
-                .archive(&next, current.revision)
-                .await?
+                .archive(&next, current.revision, reclaim)
+                .await?;
+            if let Archive::Applied {
+                revoked_keys,
+                reclaimed_credits,
+            } = archived
             {
                 return Ok(ArchiveReport {
                     organization: next,
-                    reclaimed_credits: 0,
+                    reclaimed_credits,
                     revoked_api_keys: revoked_keys,
                 });
             }
@@ -293,7 +307,7 @@ impl ControlPlane {
         &self,
         load: impl AsyncFn() -> Result<Organization, DomainError>,
         action: LifecycleAction,
-        idempotency: Option<Idempotency<'_, Organization>>,
+        idempotency: Option<Idempotency<Organization>>,
     ) -> Result<Organization, DomainError> {
         for _ in 0..MAX_ATTEMPTS {
             let current = load().await?;

@@ -12,7 +12,8 @@ use crate::api_key::{
 use crate::organization::{Metadata, Organization, OrganizationName, OrganizationStatus, Revision};
 use crate::policy::Principal;
 use crate::ports::{
-    MockApiKeyStore, MockClock, MockIdempotencyStore, MockOrganizationStore, MockRandomSource,
+    MockApiKeyStore, MockClock, MockCreditStore, MockIdempotencyStore, MockOrganizationStore,
+    MockRandomSource,
 };
 use crate::{ApiKeyId, OrganizationId, Timestamp};
 
@@ -25,6 +26,7 @@ pub const NOW: i64 = 5_000;
 pub struct Mocks {
     pub organizations: MockOrganizationStore,
     pub api_keys: MockApiKeyStore,
+    pub credits: MockCreditStore,
 }
 
 impl Mocks {
@@ -32,6 +34,7 @@ impl Mocks {
         Self {
             organizations: MockOrganizationStore::new(),
             api_keys: MockApiKeyStore::new(),
+            credits: MockCreditStore::new(),
         }
     }
 
@@ -48,6 +51,7 @@ impl Mocks {
         ControlPlane::new(Ports {
             organizations: Arc::new(self.organizations),
             api_keys: Arc::new(self.api_keys),
+            credits: Arc::new(self.credits),
             idempotency: Arc::new(MockIdempotencyStore::new()),
             clock: Arc::new(clock),
             random: Arc::new(random),

@@ -7,6 +7,7 @@ mod support;
 
 mod acting;
 mod api_keys;
+mod credits;
 mod cross_process;
 mod errors;
 mod hostile_bodies;

@@ -649,6 +649,7 @@ impl Twin {
         let control_plane = ControlPlane::new(Ports {
             organizations: store.clone(),
             api_keys: store.clone(),
+            credits: store.clone(),
             idempotency: store.clone(),
             clock: Arc::new(server::system::SystemClock),
             random: Arc::new(server::system::OsRandom),

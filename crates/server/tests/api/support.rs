@@ -186,6 +186,15 @@ impl TestApp {
         &self.control_plane
     }
 
+    /// The operator funds a top-level organization.
+    pub async fn grant(&self, org: &str, credits: i64) {
+        let id = domain::OrganizationId::parse(org).unwrap();
+        self.control_plane
+            .grant_credits(id, credits, None)
+            .await
+            .unwrap();
+    }
+
     /// The operator's platform-level kill switch on a top-level organization.
     pub async fn suspend_top_level(&self, org: &str) {
         let id = domain::OrganizationId::parse(org).unwrap();

@@ -294,16 +294,24 @@ fn archive_revokes_keys_atomically_and_again_reports_zeros() {
     mocks
         .organizations
         .expect_archive()
-        .withf(|org, _| org.status == OrganizationStatus::Archived { at: at(NOW) })
+        .withf(|org, _, _| org.status == OrganizationStatus::Archived { at: at(NOW) })
         .times(1)
-        .returning(|_, _| Ok(Archive::Applied { revoked_keys: 2 }));
+        .returning(|_, _, _| {
+            Ok(Archive::Applied {
+                revoked_keys: 2,
+                reclaimed_credits: 300,
+            })
+        });
     let report = block_on(
         mocks
             .control_plane()
             .archive_organization(&principal, child.id),
     )
     .unwrap();
-    assert_eq!(report.revoked_api_keys, 2);
+    assert_eq!(
+        (report.revoked_api_keys, report.reclaimed_credits),
+        (2, 300)
+    );
     assert_eq!(report.organization.status.archived_at(), Some(at(NOW)));
 
     let archived = report.organization;

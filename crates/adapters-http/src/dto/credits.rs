@@ -1,0 +1,141 @@
+use std::collections::BTreeMap;
+
+use domain::credits::LedgerEvent;
+use domain::use_cases::{AllocationReport, CreditsView, NewAllocation};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::wire_time;
+
+/// A wallet (API.md §6.1).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditsDto {
+    pub organization_id: String,
+    pub balance: u64,
+    pub available: u64,
+    pub reserved_credits: u64,
+    pub used_this_period: u64,
+    pub current_period: PeriodDto,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PeriodDto {
+    #[schema(example = "2026-06-01T00:00:00.000Z")]
+    pub start: String,
+    #[schema(example = "2026-07-01T00:00:00.000Z")]
+    pub end: String,
+}
+
+impl From<&CreditsView> for CreditsDto {
+    fn from(view: &CreditsView) -> Self {
+        Self {
+            organization_id: view.wallet.organization_id.to_string(),
+            balance: view.wallet.balance,
+            available: view.wallet.available(),
+            reserved_credits: view.wallet.reserved,
+            used_this_period: view.used_this_period,
+            current_period: PeriodDto {
+                start: wire_time::other(view.period_start),
+                end: wire_time::other(view.period_end),
+            },
+        }
+    }
+}
+
+/// `POST /v1/organizations/:orgId/credits/allocate` (API.md §6.2).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllocateBody {
+    /// An integer > 0.
+    pub credits: i64,
+    /// At most 500 characters.
+    pub description: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl From<AllocateBody> for NewAllocation {
+    fn from(body: AllocateBody) -> Self {
+        Self {
+            credits: body.credits,
+            description: body.description,
+            metadata: body.metadata,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocationDto {
+    #[schema(example = "txn_5b0e6a4e-3c1f-4f6b-9a53-7d2f1c0e8b11")]
+    pub id: String,
+    pub allocated: u64,
+    #[schema(example = "2026-06-03T18:14:02.187Z")]
+    pub created: String,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// The child's balance after.
+    pub balance: u64,
+    /// The child's available credits after.
+    pub available: u64,
+    /// `true` when this answer is the replay of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+impl From<&AllocationReport> for AllocationDto {
+    fn from(report: &AllocationReport) -> Self {
+        Self {
+            id: report.transfer_id.to_string(),
+            allocated: report.allocated,
+            created: wire_time::other(report.created_at),
+            description: report.description.clone(),
+            metadata: report.metadata.pairs().clone(),
+            balance: report.child_wallet.balance,
+            available: report.child_wallet.available(),
+            replayed: false,
+        }
+    }
+}
+
+/// A ledger event (API.md §6.3). Credits into the wallet are positive, out of it negative.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEventDto {
+    #[schema(example = "evt_01HXZ9G7KMV2QX8Y1S5RJW3B7T")]
+    pub event_id: String,
+    /// grant, allocation, usage, reclaim or adjustment.
+    pub event_type: &'static str,
+    pub credits: i64,
+    pub balance_after: u64,
+    pub reservation_id: Option<String>,
+    pub transfer_id: Option<String>,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: String,
+}
+
+impl From<&LedgerEvent> for LedgerEventDto {
+    fn from(event: &LedgerEvent) -> Self {
+        let entry = &event.entry;
+        Self {
+            event_id: entry.id.to_string(),
+            event_type: entry.event_type.as_str(),
+            credits: entry.credits,
+            balance_after: event.balance_after,
+            // Reservations come with the metering interface; no event refers to one yet.
+            reservation_id: None,
+            transfer_id: entry.transfer_id.map(|t| t.to_string()),
+            description: entry.description.clone(),
+            metadata: entry.metadata.pairs().clone(),
+            created_at: wire_time::other(entry.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerList {
+    pub items: Vec<LedgerEventDto>,
+    pub next_cursor: Option<String>,
+}

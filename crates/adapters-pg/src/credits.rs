@@ -1,0 +1,303 @@
+//! [`CreditStore`] on PostgreSQL: wallets and the append-only ledger, always written together in
+//! one transaction. Wallet rows are locked (`FOR UPDATE`) in id order, so concurrent moves
+//! between the same wallets queue instead of deadlocking, and never overdraw.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use diesel::prelude::{
+    BoolExpressionMethods, ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable,
+    Selectable, SelectableHelper,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use domain::credits::{
+    LedgerEntry, LedgerEvent, LedgerEventId, LedgerEventType, LedgerFilter, TransferId, Wallet,
+};
+use domain::idempotency::PendingCompletion;
+use domain::organization::Metadata;
+use domain::pagination::PageRequest;
+use domain::ports::{Allocation, CreditStore, Reclaim, StoreError};
+use domain::{OrganizationId, Timestamp};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{corrupt, from_diesel};
+use crate::idempotency::{complete_with_effect, from_effect_transaction};
+use crate::schema::{ledger_events, organizations, wallets};
+use crate::{sql_limit, PgStore};
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_events, check_for_backend(diesel::pg::Pg))]
+struct LedgerRow {
+    id: Uuid,
+    organization_id: Uuid,
+    event_type: String,
+    credits: i64,
+    balance_after: i64,
+    transfer_id: Option<Uuid>,
+    description: Option<String>,
+    metadata: serde_json::Value,
+    created_at: OffsetDateTime,
+}
+
+impl LedgerRow {
+    fn into_domain(self) -> Result<LedgerEvent, StoreError> {
+        let pairs: BTreeMap<String, String> =
+            serde_json::from_value(self.metadata).map_err(|e| corrupt("ledger metadata", e))?;
+        Ok(LedgerEvent {
+            entry: LedgerEntry {
+                id: LedgerEventId::from_uuid(self.id),
+                organization_id: OrganizationId::from_uuid(self.organization_id),
+                event_type: self
+                    .event_type
+                    .parse::<LedgerEventType>()
+                    .map_err(|()| corrupt("ledger event type", &self.event_type))?,
+                credits: self.credits,
+                transfer_id: self.transfer_id.map(TransferId::from_uuid),
+                description: self.description,
+                metadata: Metadata::from_stored(pairs),
+                created_at: Timestamp::from_offset_datetime(self.created_at),
+            },
+            balance_after: u64::try_from(self.balance_after)
+                .map_err(|_| corrupt("balance", self.balance_after))?,
+        })
+    }
+}
+
+fn wallet_of(id: Uuid, balance: i64, reserved: i64) -> Result<Wallet, StoreError> {
+    Ok(Wallet {
+        organization_id: OrganizationId::from_uuid(id),
+        balance: u64::try_from(balance).map_err(|_| corrupt("wallet balance", balance))?,
+        reserved: u64::try_from(reserved).map_err(|_| corrupt("wallet reservation", reserved))?,
+    })
+}
+
+/// Locks the wallets of `ids` (creating empty ones), in id order; returns (balance, reserved).
+async fn lock_wallets(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<BTreeMap<Uuid, (i64, i64)>, diesel::result::Error> {
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut locked = BTreeMap::new();
+    for id in sorted {
+        diesel::insert_into(wallets::table)
+            .values(wallets::organization_id.eq(id))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        let row: (i64, i64) = wallets::table
+            .find(id)
+            .select((wallets::balance, wallets::reserved))
+            .for_update()
+            .first(conn)
+            .await?;
+        locked.insert(id, row);
+    }
+    Ok(locked)
+}
+
+/// Appends `entry`, moving its wallet's balance (already locked) by its credits.
+async fn record(
+    conn: &mut AsyncPgConnection,
+    entry: &LedgerEntry,
+) -> Result<i64, diesel::result::Error> {
+    let organization = entry.organization_id.as_uuid();
+    let balance: i64 = diesel::update(wallets::table.find(organization))
+        .set(wallets::balance.eq(wallets::balance + entry.credits))
+        .returning(wallets::balance)
+        .get_result(conn)
+        .await?;
+    let metadata = serde_json::to_value(entry.metadata.pairs()).unwrap_or_default();
+    diesel::insert_into(ledger_events::table)
+        .values(LedgerRow {
+            id: entry.id.as_uuid(),
+            organization_id: organization,
+            event_type: entry.event_type.as_str().to_owned(),
+            credits: entry.credits,
+            balance_after: balance,
+            transfer_id: entry.transfer_id.map(|t| t.as_uuid()),
+            description: entry.description.clone(),
+            metadata,
+            created_at: entry.created_at.as_offset_datetime(),
+        })
+        .execute(conn)
+        .await?;
+    Ok(balance)
+}
+
+/// In an archive's transaction: moves the child's unreserved credits to its parent.
+pub(crate) async fn sweep(
+    conn: &mut AsyncPgConnection,
+    child: Uuid,
+    parent: Uuid,
+    reclaim: Reclaim,
+    at: OffsetDateTime,
+) -> Result<u64, diesel::result::Error> {
+    let locked = lock_wallets(conn, &[child, parent]).await?;
+    let (balance, reserved) = locked.get(&child).copied().unwrap_or((0, 0));
+    let amount = balance - reserved;
+    if amount <= 0 {
+        return Ok(0);
+    }
+    let entry = |id: LedgerEventId, organization: Uuid, credits: i64| LedgerEntry {
+        id,
+        organization_id: OrganizationId::from_uuid(organization),
+        event_type: LedgerEventType::Reclaim,
+        credits,
+        transfer_id: Some(reclaim.transfer_id),
+        description: None,
+        metadata: Metadata::default(),
+        created_at: Timestamp::from_offset_datetime(at),
+    };
+    record(conn, &entry(reclaim.child_event, child, -amount)).await?;
+    record(conn, &entry(reclaim.parent_event, parent, amount)).await?;
+    Ok(u64::try_from(amount).unwrap_or(0))
+}
+
+#[async_trait]
+impl CreditStore for PgStore {
+    async fn wallet(&self, organization: OrganizationId) -> Result<Wallet, StoreError> {
+        let mut conn = self.conn().await?;
+        let row: Option<(i64, i64)> = wallets::table
+            .find(organization.as_uuid())
+            .select((wallets::balance, wallets::reserved))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        match row {
+            Some((balance, reserved)) => wallet_of(organization.as_uuid(), balance, reserved),
+            None => Ok(Wallet::empty(organization)),
+        }
+    }
+
+    async fn grant(&self, entry: LedgerEntry) -> Result<LedgerEvent, StoreError> {
+        let mut conn = self.conn().await?;
+        let balance = conn
+            .transaction(async |conn| {
+                lock_wallets(conn, &[entry.organization_id.as_uuid()]).await?;
+                record(conn, &entry).await
+            })
+            .await
+            .map_err(from_diesel)?;
+        Ok(LedgerEvent {
+            entry,
+            balance_after: u64::try_from(balance).map_err(|_| corrupt("balance", balance))?,
+        })
+    }
+
+    async fn allocate(
+        &self,
+        debit: LedgerEntry,
+        credit: LedgerEntry,
+        done: Option<PendingCompletion<Wallet>>,
+    ) -> Result<Allocation, StoreError> {
+        let (parent, child) = (
+            debit.organization_id.as_uuid(),
+            credit.organization_id.as_uuid(),
+        );
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            // The child's row, shared: an archive (which updates it) waits for us, or we see it.
+            let status: Option<String> = organizations::table
+                .find(child)
+                .select(organizations::status)
+                .for_share()
+                .first(conn)
+                .await
+                .optional()?;
+            if matches!(status.as_deref(), None | Some("archived")) {
+                return Ok(Allocation::ChildClosed);
+            }
+            let locked = lock_wallets(conn, &[parent, child]).await?;
+            let (balance, reserved) = locked.get(&parent).copied().unwrap_or((0, 0));
+            let available = u64::try_from(balance - reserved).unwrap_or(0);
+            if available < debit.credits.unsigned_abs() {
+                return Ok(Allocation::InsufficientFunds { available });
+            }
+            record(conn, &debit).await?;
+            let child_after = record(conn, &credit).await?;
+            let (_, child_reserved) = locked.get(&child).copied().unwrap_or((0, 0));
+            // Both balances are kept non-negative by the table's constraints.
+            let child_wallet = Wallet {
+                organization_id: credit.organization_id,
+                balance: u64::try_from(child_after).unwrap_or(0),
+                reserved: u64::try_from(child_reserved).unwrap_or(0),
+            };
+            let completion = done.as_ref().map(|d| d.resolve(&child_wallet));
+            complete_with_effect(conn, completion.as_ref()).await?;
+            Ok(Allocation::Applied { child_wallet })
+        })
+        .await
+        .map_err(from_effect_transaction)
+    }
+
+    async fn ledger(
+        &self,
+        organization: OrganizationId,
+        filter: LedgerFilter,
+        page: PageRequest,
+    ) -> Result<Vec<LedgerEvent>, StoreError> {
+        use ledger_events::dsl;
+        let mut query = ledger_events::table
+            .filter(dsl::organization_id.eq(organization.as_uuid()))
+            .select(LedgerRow::as_select())
+            .into_boxed();
+        if let Some(event_type) = filter.event_type {
+            query = query.filter(dsl::event_type.eq(event_type.as_str()));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(dsl::created_at.ge(since.as_offset_datetime()));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(dsl::created_at.le(until.as_offset_datetime()));
+        }
+        if let Some(after) = page.after {
+            let at = after.created_at.as_offset_datetime();
+            query = query.filter(
+                dsl::created_at
+                    .le(at)
+                    .and(dsl::created_at.lt(at).or(dsl::id.lt(after.id))),
+            );
+        }
+        let mut conn = self.conn().await?;
+        query
+            .order((dsl::created_at.desc(), dsl::id.desc()))
+            .limit(sql_limit(page.limit))
+            .load(&mut conn)
+            .await
+            .map_err(from_diesel)?
+            .into_iter()
+            .map(LedgerRow::into_domain)
+            .collect()
+    }
+
+    async fn usage_between(
+        &self,
+        organization: OrganizationId,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let spent: Vec<Spent> = diesel::sql_query(
+            "SELECT COALESCE(SUM(-credits), 0)::bigint AS spent FROM ledger_events \
+             WHERE organization_id = $1 AND event_type = 'usage' AND created_at >= $2 AND created_at < $3",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(organization.as_uuid())
+        .bind::<diesel::sql_types::Timestamptz, _>(start.as_offset_datetime())
+        .bind::<diesel::sql_types::Timestamptz, _>(end.as_offset_datetime())
+        .load(&mut conn)
+        .await
+        .map_err(from_diesel)?;
+        let spent = spent.first().map_or(0, |s| s.spent);
+        u64::try_from(spent).map_err(|_| corrupt("credits spent", spent))
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Spent {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    spent: i64,
+}

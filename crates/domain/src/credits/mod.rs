@@ -1,0 +1,264 @@
+//! Credits (API.md §6): every organization's wallet and its append-only ledger. Credits are whole
+//! numbers; a wallet's balance is the sum of its ledger, and what is available is the balance
+//! less what is reserved for work in flight.
+
+use std::fmt;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+use crate::organization::Metadata;
+use crate::validation::FieldError;
+use crate::{OrganizationId, Timestamp};
+
+/// A strictly positive number of credits: what is granted, allocated or reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Credits(u64);
+
+impl Credits {
+    /// The largest amount one operation may move: far beyond any real wallet, and small enough
+    /// that sums of many never overflow a signed 64-bit column.
+    pub const MAX: u64 = 1 << 52;
+
+    pub fn new(amount: i64, field: &str) -> Result<Self, FieldError> {
+        u64::try_from(amount)
+            .ok()
+            .filter(|n| (1..=Self::MAX).contains(n))
+            .map(Self)
+            .ok_or_else(|| {
+                FieldError::new(field, format!("must be an integer from 1 to {}", Self::MAX))
+            })
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0
+    }
+
+    /// As a ledger amount: into the wallet (+) or out of it (−).
+    pub fn signed(&self, direction: Direction) -> i64 {
+        // At most 2^52: always fits.
+        let amount = i64::try_from(self.0).unwrap_or(i64::MAX);
+        match direction {
+            Direction::In => amount,
+            Direction::Out => -amount,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+/// An organization's credits: what it holds, and how much of it is held for work in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wallet {
+    pub organization_id: OrganizationId,
+    pub balance: u64,
+    pub reserved: u64,
+}
+
+impl Wallet {
+    pub fn empty(organization_id: OrganizationId) -> Self {
+        Self {
+            organization_id,
+            balance: 0,
+            reserved: 0,
+        }
+    }
+
+    /// `balance − reserved`, never negative.
+    pub fn available(&self) -> u64 {
+        self.balance.saturating_sub(self.reserved)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LedgerEventType {
+    /// The operator funded a top-level organization.
+    Grant,
+    /// Credits moved from a parent to a child (both sides).
+    Allocation,
+    /// Work spent credits.
+    Usage,
+    /// An archived child's unreserved credits went back to its parent (both sides).
+    Reclaim,
+    Adjustment,
+}
+
+impl LedgerEventType {
+    pub const ALL: [LedgerEventType; 5] = [
+        Self::Grant,
+        Self::Allocation,
+        Self::Usage,
+        Self::Reclaim,
+        Self::Adjustment,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Grant => "grant",
+            Self::Allocation => "allocation",
+            Self::Usage => "usage",
+            Self::Reclaim => "reclaim",
+            Self::Adjustment => "adjustment",
+        }
+    }
+}
+
+impl FromStr for LedgerEventType {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for LedgerEventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A ledger event's id: a ULID (time-ordered), shown as `evt_<ULID>`, kept as its 128 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LedgerEventId(Uuid);
+
+impl LedgerEventId {
+    /// A ULID: 48 bits of milliseconds since the epoch, then 80 random bits.
+    pub fn new(at: Timestamp, random: [u8; 10]) -> Self {
+        let millis = u128::try_from(at.unix_micros() / 1_000).unwrap_or(0) & ((1 << 48) - 1);
+        let mut bits = millis << 80;
+        for (i, byte) in random.iter().enumerate() {
+            bits |= u128::from(*byte) << (72 - 8 * i);
+        }
+        Self(Uuid::from_u128(bits))
+    }
+
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for LedgerEventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+        let bits = self.0.as_u128();
+        let ulid: String = (0..26)
+            .rev()
+            .map(|i| char::from(CROCKFORD[((bits >> (i * 5)) & 0x1f) as usize]))
+            .collect();
+        write!(f, "evt_{ulid}")
+    }
+}
+
+crate::ids::prefixed_id!(
+    /// A transfer between two wallets (an allocation, a reclaim): `txn_<uuid>`.
+    TransferId,
+    "txn_"
+);
+
+/// A ledger event as a use case writes it; the store adds the balance it leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: LedgerEventId,
+    pub organization_id: OrganizationId,
+    pub event_type: LedgerEventType,
+    /// Into the wallet positive, out of it negative.
+    pub credits: i64,
+    pub transfer_id: Option<TransferId>,
+    pub description: Option<String>,
+    pub metadata: Metadata,
+    pub created_at: Timestamp,
+}
+
+/// A ledger event as recorded: append-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEvent {
+    pub entry: LedgerEntry,
+    /// The wallet's balance right after this event.
+    pub balance_after: u64,
+}
+
+/// Which ledger events a listing wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerFilter {
+    pub event_type: Option<LedgerEventType>,
+    /// Inclusive bounds on `created_at`.
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+impl LedgerFilter {
+    pub fn admits(&self, entry: &LedgerEntry) -> bool {
+        self.event_type.is_none_or(|t| t == entry.event_type)
+            && self.since.is_none_or(|since| entry.created_at >= since)
+            && self.until.is_none_or(|until| entry.created_at <= until)
+    }
+}
+
+/// The calendar month (UTC) an instant falls in: `[start, end)`.
+pub fn month_of(at: Timestamp) -> (Timestamp, Timestamp) {
+    let date = at.as_offset_datetime().date();
+    let start = date.replace_day(1).unwrap_or(date).midnight().assume_utc();
+    let (year, month) = match date.month() {
+        time::Month::December => (date.year() + 1, time::Month::January),
+        other => (date.year(), other.next()),
+    };
+    let end = time::Date::from_calendar_date(year, month, 1)
+        .map(|d| d.midnight().assume_utc())
+        .unwrap_or(start);
+    (
+        Timestamp::from_offset_datetime(start),
+        Timestamp::from_offset_datetime(end),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn credits_are_positive_and_bounded() {
+        assert_eq!(Credits::new(5, "credits").unwrap().get(), 5);
+        for bad in [0, -1, i64::MAX] {
+            assert!(Credits::new(bad, "credits").is_err(), "{bad}");
+        }
+        assert_eq!(Credits::new(7, "c").unwrap().signed(Direction::Out), -7);
+    }
+
+    #[test]
+    fn ledger_ids_are_time_ordered_ulids() {
+        let at = |t| Timestamp::from_offset_datetime(t);
+        let early = LedgerEventId::new(at(datetime!(2026-06-01 00:00 UTC)), [0xff; 10]);
+        let late = LedgerEventId::new(at(datetime!(2026-06-01 00:00:00.001 UTC)), [0; 10]);
+        assert!(early < late);
+        let shown = early.to_string();
+        assert!(shown.starts_with("evt_") && shown.len() == 30, "{shown}");
+    }
+
+    #[test]
+    fn months_are_calendar_months_in_utc() {
+        let t = Timestamp::from_offset_datetime(datetime!(2026-12-15 10:00 UTC));
+        let (start, end) = month_of(t);
+        assert_eq!(start.as_offset_datetime(), datetime!(2026-12-01 00:00 UTC));
+        assert_eq!(end.as_offset_datetime(), datetime!(2027-01-01 00:00 UTC));
+    }
+
+    #[test]
+    fn available_never_goes_negative() {
+        let id = OrganizationId::from_uuid(Uuid::nil());
+        let wallet = Wallet {
+            organization_id: id,
+            balance: 5,
+            reserved: 9,
+        };
+        assert_eq!(wallet.available(), 0);
+    }
+}
