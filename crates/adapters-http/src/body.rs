@@ -51,6 +51,15 @@ pub fn optional_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, Api
     parse(bytes).map(Some)
 }
 
+/// The body of a route that takes none: nothing, or an empty JSON object. Anything else is a
+/// `422` like any bad body (API.md §1.1), rather than silently ignored.
+pub fn none(bytes: &[u8]) -> Result<(), ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Nothing {}
+    optional_json::<Nothing>(bytes).map(drop)
+}
+
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // serde would also read a struct from a JSON array; the contract's bodies are objects.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -100,6 +109,17 @@ fn describe(path: &str, error: &serde_json::Error) -> (String, String) {
     // Drop serde's " at line L column C" suffix: the field name already says where.
     let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
     (field, message)
+}
+
+/// For optional fields whose type is not nullable: absent → `None`, a value → `Some(value)`, and
+/// `null` is a wrong type (`422`), as it would be for a required field. Use with
+/// `#[serde(default, deserialize_with)]`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// For PATCH fields where `null` and absent mean different things: absent → `None`, `null` →

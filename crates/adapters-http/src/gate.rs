@@ -61,6 +61,9 @@ async fn admit_and_serve(
             }
         }
     };
+    if let Some(RefusedKey(id)) = request.extensions().get::<RefusedKey>() {
+        key_id = Some(id.to_string());
+    }
     let mut response = match admitted {
         Err(refused) => request.into_response(refused.error_response()),
         // Inner services answer errors as responses; an `Err` here can only come from a
@@ -112,8 +115,19 @@ async fn admit(request: &ServiceRequest) -> Result<Principal, ApiError> {
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .ok_or(DomainError::Unauthenticated)?;
-    Ok(state.control_plane.authenticate(bearer).await?)
+    match state.control_plane.authenticate(bearer).await {
+        Ok(principal) => Ok(principal),
+        Err(DomainError::KillSwitch(kill)) => {
+            // Refused, but identified: the request log names the key.
+            request.extensions_mut().insert(RefusedKey(kill.api_key_id));
+            Err(DomainError::KillSwitch(kill).into())
+        }
+        Err(other) => Err(other.into()),
+    }
 }
+
+/// The key the kill switch refused, for the request log.
+struct RefusedKey(domain::ApiKeyId);
 
 /// Acting inside a child (`X-Layers-Organization`, API.md §2.3): 403, 422 or 404 when the
 /// caller may not. The control plane's own routes ignore the header.

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::Caller;
-use crate::ApiState;
+use crate::{request_id, ApiState};
 
 /// What the caller's outcome is answered with: status and body, as stored.
 pub fn render<D: Serialize>(status: StatusCode, dto: &D) -> StoredResponse {
@@ -67,9 +67,13 @@ pub async fn run_replaying_as<T: 'static>(
     let claim = match claim {
         Claimed::Run(claim) => claim,
         Claimed::Replay(response) => {
+            let mut body = replayed(&response.body);
+            if response.status >= 400 {
+                with_current_request_id(&mut body);
+            }
             let replay = StoredResponse {
                 status: response.status,
-                body: replayed(&response.body),
+                body,
             };
             return Ok(respond(&replay, true));
         }
@@ -165,4 +169,21 @@ fn respond(response: &StoredResponse, replayed: bool) -> HttpResponse {
         builder.insert_header(("Idempotent-Replayed", "true"));
     }
     builder.body(response.body.clone())
+}
+
+/// A replayed refusal keeps its body, except that its `requestId` is this request's: an error
+/// body's `requestId` always equals the response's `X-Request-Id` (API.md §1.2).
+fn with_current_request_id(body: &mut [u8]) {
+    const FIELD: &[u8] = b"\"requestId\":\"";
+    let current = request_id::current();
+    let Some(at) = body.windows(FIELD.len()).position(|w| w == FIELD) else {
+        return;
+    };
+    let start = at + FIELD.len();
+    // Request ids all have one length (`req_` and a 26-character ULID).
+    if let Some(slot) = body.get_mut(start..start + current.len()) {
+        if slot.starts_with(b"req_") {
+            slot.copy_from_slice(current.as_bytes());
+        }
+    }
 }

@@ -65,6 +65,19 @@ impl Modify for CommonHeaders {
                     .build(),
             )
             .build();
+        let refusal = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !path.starts_with("/v1/") {
                 continue;
@@ -75,6 +88,16 @@ impl Modify for CommonHeaders {
                     .parameters
                     .get_or_insert_with(Vec::new)
                     .push(idempotency_key.clone());
+                let responses = &mut operation.responses.responses;
+                responses.entry("409".to_owned()).or_insert_with(|| {
+                    refusal("IDEMPOTENCY_CONFLICT (the key was used for another request) or CONFLICT (it is still running)")
+                });
+                responses
+                    .entry("413".to_owned())
+                    .or_insert_with(|| refusal("PAYLOAD_TOO_LARGE: the body is over 64 KiB"));
+                responses.entry("422".to_owned()).or_insert_with(|| {
+                    refusal("VALIDATION: the body or the Idempotency-Key is invalid")
+                });
             }
             let all = [
                 &mut item.get,
@@ -83,16 +106,23 @@ impl Modify for CommonHeaders {
                 &mut item.delete,
             ];
             for operation in all.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
                 if !path.starts_with("/v1/organizations") {
                     operation
                         .parameters
                         .get_or_insert_with(Vec::new)
                         .push(acting.clone());
+                    responses.entry("403".to_owned()).or_insert_with(|| {
+                        refusal("FORBIDDEN_SCOPE: X-Layers-Organization needs an org:admin key of the child's parent")
+                    });
+                    responses.entry("404".to_owned()).or_insert_with(|| {
+                        refusal("NOT_FOUND: X-Layers-Organization names no direct child of yours")
+                    });
+                    responses.entry("422".to_owned()).or_insert_with(|| {
+                        refusal("VALIDATION: X-Layers-Organization is not an organization id")
+                    });
                 }
-                operation
-                    .responses
-                    .responses
-                    .insert("429".to_owned(), RefOr::T(rate_limited.clone()));
+                responses.insert("429".to_owned(), RefOr::T(rate_limited.clone()));
             }
         }
     }

@@ -57,6 +57,8 @@ pub enum ConflictSubject {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KillSwitch {
     pub scope: KillScope,
+    /// The key that was refused (for the request log; never a secret).
+    pub api_key_id: ApiKeyId,
     /// The organization the key belongs to, or the suspended organization.
     pub organization_id: OrganizationId,
     /// When the organization was suspended, or the key killed.

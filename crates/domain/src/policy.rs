@@ -52,6 +52,7 @@ pub fn kill_switch(credentials: &Credentials, now: Timestamp) -> Result<(), Kill
     if let KeyState::Killed { at } = credentials.key.state_at(now) {
         return Err(KillSwitch {
             scope: KillScope::Key(credentials.key.id),
+            api_key_id: credentials.key.id,
             organization_id: credentials.key.organization_id,
             suspended_at: at,
         });
@@ -62,11 +63,25 @@ pub fn kill_switch(credentials: &Credentials, now: Timestamp) -> Result<(), Kill
         .find_map(|org| {
             org.status.suspended_since().map(|since| KillSwitch {
                 scope: KillScope::Organization,
+                api_key_id: credentials.key.id,
                 organization_id: org.id,
                 suspended_at: since,
             })
         })
         .map_or(Ok(()), Err)
+}
+
+/// Children are one level deep (API.md §2.3, §4.3): a child's key may not create organizations,
+/// `422` — checked before the scope, which a child's key can never hold anyway.
+pub fn may_create_children(principal: &Principal) -> Result<(), DomainError> {
+    if principal.organization.is_top_level() {
+        Ok(())
+    } else {
+        Err(DomainError::validation(crate::validation::FieldError::new(
+            "organization",
+            "a child organization cannot create organizations: children are one level deep",
+        )))
+    }
 }
 
 pub fn require_scope(principal: &Principal, required: Scope) -> Result<(), DomainError> {

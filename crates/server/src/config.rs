@@ -72,6 +72,9 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: String,
+    /// Log filter, e.g. `info` or `adapters_http=debug,info` (read by the logger itself).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub rust_log: String,
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -114,6 +117,7 @@ impl Config {
             database_url: None,
             database_pool_size: 10,
             bind_addr: "127.0.0.1:0".to_owned(),
+            rust_log: "info".to_owned(),
             log_format: LogFormat::Text,
             webhooks_allow_private_urls: false,
             bootstrap_admin_key: None,

@@ -4,7 +4,7 @@ use server::{Application, Cli, Command};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    server::telemetry::init(cli.config.log_format);
+    server::telemetry::init(cli.config.log_format, &cli.config.rust_log);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(cli.config.clone()).await?;

@@ -128,7 +128,9 @@ pub struct CreateApiKeyBody {
     pub name: String,
     /// 1–64 scope names, each held by the calling key; never `org:admin`.
     pub scopes: Vec<String>,
-    /// `live` (default) or `test`.
+    /// `live` (default) or `test`; not nullable.
+    #[serde(default, deserialize_with = "crate::body::present")]
+    #[schema(value_type = Option<String>)]
     pub env: Option<String>,
 }
 

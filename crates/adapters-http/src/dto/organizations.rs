@@ -5,7 +5,7 @@ use domain::use_cases::{ArchiveReport, NewOrganization, OrganizationPatch, Organ
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::body::nullable;
+use crate::body::{nullable, present};
 use crate::wire_time;
 
 /// The organization object (API.md §4.1).
@@ -153,6 +153,9 @@ impl From<CreateOrganizationBody> for NewOrganization {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchOrganizationBody {
+    /// 1–128 characters after trimming; not nullable.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub name: Option<String>,
     /// A string sets it, `null` clears it.
     #[serde(default, deserialize_with = "nullable")]

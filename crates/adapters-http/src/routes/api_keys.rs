@@ -123,6 +123,7 @@ pub async fn delete_api_key(
     };
     // Revoking is idempotent by nature; the answer is recorded right after the effect.
     idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
+        body::none(&bytes)?;
         Ok(state
             .control_plane
             .revoke_api_key(&caller.0, org, key)
@@ -167,6 +168,7 @@ pub async fn rotate_child_api_key(
         &bytes,
         render,
         async |idempotency| {
+            body::none(&bytes)?;
             Ok(state
                 .control_plane
                 .rotate_child_api_key(&caller.0, org, key, idempotency)
@@ -234,6 +236,7 @@ pub async fn kill_api_key(
     };
     // Killing is idempotent by nature; the answer is recorded right after the effect.
     idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
+        body::none(&bytes)?;
         Ok(state.control_plane.kill_api_key(&caller.0, key).await?)
     })
     .await
@@ -266,6 +269,7 @@ pub async fn rotate_own_api_key(
         idempotent::render(StatusCode::OK, &MintedApiKeyDto::at(minted, now))
     };
     idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
+        body::none(&bytes)?;
         Ok(state
             .control_plane
             .rotate_own_api_key(&caller.0, key)

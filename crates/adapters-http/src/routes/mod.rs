@@ -11,7 +11,7 @@ use std::future::{ready, Ready};
 
 use actix_web::dev::Payload;
 use actix_web::middleware::from_fn;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, ResponseError};
 use domain::api_key::Scope;
 use domain::policy::{self, Principal};
 use domain::{ApiKeyId, DomainError, OrganizationId};
@@ -39,62 +39,67 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
         web::scope("")
             .app_data(web::Data::new(state))
             .wrap(from_fn(gate::gate))
-            .service(resource("/healthz").route(web::get().to(operations::healthz)))
-            .service(resource("/readyz").route(web::get().to(operations::readyz)))
-            .service(resource("/openapi.json").route(web::get().to(operations::openapi)))
-            .service(resource("/v1/whoami").route(web::get().to(whoami::whoami)))
+            .service(resource("/healthz", "GET").route(web::get().to(operations::healthz)))
+            .service(resource("/readyz", "GET").route(web::get().to(operations::readyz)))
+            .service(resource("/openapi.json", "GET").route(web::get().to(operations::openapi)))
+            .service(resource("/v1/whoami", "GET").route(web::get().to(whoami::whoami)))
             .service(
-                resource("/v1/organizations")
+                resource("/v1/organizations", "POST, GET")
                     .route(web::post().to(organizations::create))
                     .route(web::get().to(organizations::list)),
             )
             .service(
-                resource("/v1/organizations/{orgId}")
+                resource("/v1/organizations/{orgId}", "GET, PATCH, DELETE")
                     .route(web::get().to(organizations::get))
                     .route(web::patch().to(organizations::update))
                     .route(web::delete().to(organizations::archive)),
             )
             .service(
-                resource("/v1/organizations/{orgId}/suspend")
+                resource("/v1/organizations/{orgId}/suspend", "POST")
                     .route(web::post().to(organizations::suspend)),
             )
             .service(
-                resource("/v1/organizations/{orgId}/resume")
+                resource("/v1/organizations/{orgId}/resume", "POST")
                     .route(web::post().to(organizations::resume)),
             )
             .service(
-                resource("/v1/organizations/{orgId}/api-keys")
+                resource("/v1/organizations/{orgId}/api-keys", "POST, GET")
                     .route(web::post().to(api_keys::create_api_key))
                     .route(web::get().to(api_keys::list_api_keys)),
             )
             .service(
-                resource("/v1/organizations/{orgId}/api-keys/{keyId}")
+                resource("/v1/organizations/{orgId}/api-keys/{keyId}", "DELETE")
                     .route(web::delete().to(api_keys::delete_api_key)),
             )
             .service(
-                resource("/v1/organizations/{orgId}/api-keys/{keyId}/rotate")
+                resource("/v1/organizations/{orgId}/api-keys/{keyId}/rotate", "POST")
                     .route(web::post().to(api_keys::rotate_child_api_key)),
             )
-            .service(resource("/v1/api-keys").route(web::get().to(api_keys::list_own_api_keys)))
-            .service(resource("/v1/credits").route(web::get().to(credits::own_credits)))
-            .service(resource("/v1/credits/events").route(web::get().to(credits::own_ledger)))
             .service(
-                resource("/v1/organizations/{orgId}/credits")
+                resource("/v1/api-keys", "GET").route(web::get().to(api_keys::list_own_api_keys)),
+            )
+            .service(resource("/v1/credits", "GET").route(web::get().to(credits::own_credits)))
+            .service(
+                resource("/v1/credits/events", "GET").route(web::get().to(credits::own_ledger)),
+            )
+            .service(
+                resource("/v1/organizations/{orgId}/credits", "GET")
                     .route(web::get().to(credits::child_credits)),
             )
             .service(
-                resource("/v1/organizations/{orgId}/credits/events")
+                resource("/v1/organizations/{orgId}/credits/events", "GET")
                     .route(web::get().to(credits::child_ledger)),
             )
             .service(
-                resource("/v1/organizations/{orgId}/credits/allocate")
+                resource("/v1/organizations/{orgId}/credits/allocate", "POST")
                     .route(web::post().to(credits::allocate)),
             )
             .service(
-                resource("/v1/api-keys/{keyId}/kill").route(web::post().to(api_keys::kill_api_key)),
+                resource("/v1/api-keys/{keyId}/kill", "POST")
+                    .route(web::post().to(api_keys::kill_api_key)),
             )
             .service(
-                resource("/v1/api-keys/{keyId}/rotate")
+                resource("/v1/api-keys/{keyId}/rotate", "POST")
                     .route(web::post().to(api_keys::rotate_own_api_key)),
             )
             .default_service(web::to(|| async {
@@ -103,10 +108,16 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
     );
 }
 
-/// A route whose wrong methods answer `405` in the error envelope.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<web::Json<()>, _>(ApiError::method_not_allowed())
+/// A route whose wrong methods answer `405` in the error envelope, with the `Allow` header
+/// RFC 9110 asks for.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        let mut response = ApiError::method_not_allowed().error_response();
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        response
     }))
 }
 

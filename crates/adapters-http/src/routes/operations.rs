@@ -2,6 +2,8 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 use utoipa::OpenApi;
 
+use crate::dto::ErrorEnvelope;
+use crate::error::{ApiError, ErrorCode};
 use crate::{ApiDoc, ApiState};
 
 /// The process is alive.
@@ -15,12 +17,15 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses(
         (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
-        (status = 503, description = "Not ready: the store is unreachable or not migrated", body = Object, example = json!({"status": "not_ready"}))))]
-pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+        (status = 503, description = "UNAVAILABLE: the store is unreachable or not migrated", body = ErrorEnvelope)))]
+pub async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     if state.readiness.is_ready().await {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
+        Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "not_ready"}))
+        Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "Not ready: the store is unreachable or not fully migrated.",
+        ))
     }
 }
 

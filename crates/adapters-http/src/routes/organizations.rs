@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::api_key::Scope;
 use domain::idempotency::StoredResponse;
 use domain::organization::{Organization, StatusKind};
+use domain::policy;
 use domain::use_cases::ArchiveReport;
 
 use super::{organization_id, Caller};
@@ -33,6 +34,7 @@ pub async fn create(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    policy::may_create_children(&caller.0)?;
     caller.require(Scope::OrgAdmin)?;
     let bytes = body::read(&request, payload).await?;
     let render = move |org: &Organization| {
@@ -221,6 +223,7 @@ pub async fn resume(
         &bytes,
         render_ok,
         async |idempotency| {
+            body::none(&bytes)?;
             Ok(state
                 .control_plane
                 .resume_organization(&caller.0, id, idempotency)
@@ -256,6 +259,7 @@ pub async fn archive(
     };
     // Archive is idempotent by nature; its answer is recorded right after its effect.
     idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
+        body::none(&bytes)?;
         Ok(state
             .control_plane
             .archive_organization(&caller.0, id)

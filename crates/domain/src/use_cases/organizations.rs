@@ -60,13 +60,8 @@ impl ControlPlane {
         input: NewOrganization,
         idempotency: Option<Idempotency<Organization>>,
     ) -> Result<Organization, DomainError> {
+        policy::may_create_children(principal)?;
         policy::require_scope(principal, Scope::OrgAdmin)?;
-        if !principal.organization.is_top_level() {
-            return Err(DomainError::validation(FieldError::new(
-                "organization",
-                "a child organization cannot create organizations: children are one level deep",
-            )));
-        }
         let mut errors = Vec::new();
         let name = OrganizationName::parse(&input.name)
             .map_err(|e| errors.push(e))

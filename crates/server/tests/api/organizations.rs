@@ -395,7 +395,6 @@ async fn the_control_plane_needs_org_admin(app: TestApp) {
     // A child key holds no org:admin: 403 before anything else, even for a malformed id or a body
     // that would be invalid (API.md §1.2 order).
     for (method, path) in [
-        ("POST", "/v1/organizations".to_owned()),
         ("GET", "/v1/organizations".to_owned()),
         ("GET", format!("/v1/organizations/{sibling}")),
         ("POST", format!("/v1/organizations/{sibling}/suspend")),
@@ -421,7 +420,8 @@ async fn the_control_plane_needs_org_admin(app: TestApp) {
             json!({"name": "Grandchild"}),
         )
         .await;
-    response.assert_error(403, "FORBIDDEN_SCOPE");
+    let details = response.assert_error(422, "VALIDATION");
+    assert_eq!(details["fields"][0]["field"], "organization");
 }
 
 async fn openapi_and_operations_routes(app: TestApp) {

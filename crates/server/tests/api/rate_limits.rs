@@ -154,7 +154,7 @@ async fn the_endpoint_class_is_read_for_get_and_write_for_post_patch_delete(app:
             json!({"name": "Grandchild"}),
         )
         .await;
-    forbidden.assert_error(403, "FORBIDDEN_SCOPE");
+    forbidden.assert_error(422, "VALIDATION");
     assert_eq!(class(&forbidden), "write");
     assert_eq!(
         number(&forbidden, "x-ratelimit-limit"),
@@ -175,11 +175,11 @@ async fn keys_and_classes_have_budgets_of_their_own(app: TestApp) {
         .await
         .assert_error(429, "RATE_LIMITED");
 
-    // Same key, write class: untouched (403 comes from the handler, after the limiter).
+    // Same key, write class: untouched (the 422 comes from the handler, after the limiter).
     let write = app
         .post("/v1/organizations", &key, json!({"name": "Grandchild"}))
         .await;
-    write.assert_error(403, "FORBIDDEN_SCOPE");
+    write.assert_error(422, "VALIDATION");
     assert_eq!(class(&write), "write");
     assert_eq!(number(&write, "x-ratelimit-remaining"), 59);
 

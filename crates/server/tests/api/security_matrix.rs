@@ -375,6 +375,8 @@ enum Standing {
         org_admin: bool,
         /// `keys:read` and `keys:write` (through `*`).
         keys: bool,
+        /// The organization is a child: it may not create organizations (one level deep).
+        child: bool,
     },
 }
 
@@ -408,18 +410,21 @@ fn invalid(field: &'static str) -> Expected {
 
 /// API.md §1.2's order of checks, first failure wins.
 fn expect(route: Route, standing: &Standing, target: &Target) -> Expected {
-    let (caller_org, org_admin, keys) = match standing {
+    let (caller_org, org_admin, keys, child) = match standing {
         Standing::Unauthenticated => return error(401, "UNAUTHENTICATED"),
         Standing::Killed { .. } => return error(503, "KILL_SWITCH"),
         Standing::Admitted {
             organization,
             org_admin,
             keys,
-        } => (organization, *org_admin, *keys),
+            child,
+        } => (organization, *org_admin, *keys, *child),
     };
     match route {
         Route::NoSuchPath => return error(404, "NOT_FOUND"),
         Route::WrongMethod => return error(405, "METHOD_NOT_ALLOWED"),
+        // One level deep (API.md §2.3, §4.3): a child creating a child is 422, whatever its scopes.
+        Route::CreateOrganization if child => return invalid("organization"),
         _ => {}
     }
     let holds = match route.scope() {
@@ -764,6 +769,7 @@ impl World {
             organization: organization.to_owned(),
             org_admin,
             keys,
+            child: organization == child_a || organization == child_b,
         };
         let killed = |organization: &str| Standing::Killed {
             organization: organization.to_owned(),

@@ -106,7 +106,12 @@ impl Response {
 
 fn init_logs() {
     static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| server::telemetry::init(server::config::LogFormat::Text));
+    ONCE.get_or_init(|| {
+        server::telemetry::init(
+            server::config::LogFormat::Text,
+            &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
+    });
 }
 
 impl TestApp {
