@@ -4,7 +4,7 @@
 //! An adapter's test file supplies a factory — an expression evaluating to a future of
 //! [`Stores`], evaluated afresh for every case — and invokes the macro:
 //!
-//! ```ignore
+//! ```text
 //! async fn stores() -> store_contract::Stores {
 //!     store_contract::Stores::new(std::sync::Arc::new(MyStore::new()))
 //! }
