@@ -3,7 +3,9 @@
 
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Type};
+use utoipa::openapi::{
+    ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type,
+};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
@@ -123,8 +125,64 @@ impl Modify for CommonHeaders {
                     });
                 }
                 responses.insert("429".to_owned(), RefOr::T(rate_limited.clone()));
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let Some(schema) = parameter_schema(&parameter.name, path) {
+                        parameter.schema = Some(RefOr::T(schema));
+                    }
+                }
             }
         }
+    }
+}
+
+/// What the handlers accept, so generated clients and fuzzers send valid values: ids in either
+/// form and any case, page sizes in range.
+fn parameter_schema(name: &str, path: &str) -> Option<Schema> {
+    let id = |prefix: &str| {
+        let any_case: String = prefix
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphabetic() {
+                    format!("[{}{}]", c, c.to_ascii_uppercase())
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let hex = |n: usize| format!("[0-9a-fA-F]{{{n}}}");
+        let pattern = format!(
+            "^({any_case})?{}-{}-{}-{}-{}$",
+            hex(8),
+            hex(4),
+            hex(4),
+            hex(4),
+            hex(12)
+        );
+        Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .build(),
+        )
+    };
+    match name {
+        "orgId" | "X-Layers-Organization" => Some(id("org_")),
+        "keyId" => Some(id("key_")),
+        "limit" => {
+            let max = if path == "/v1/organizations" {
+                200
+            } else {
+                100
+            };
+            Some(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(max))
+                    .build(),
+            ))
+        }
+        _ => None,
     }
 }
 
