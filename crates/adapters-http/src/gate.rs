@@ -18,8 +18,8 @@ use domain::DomainError;
 use crate::error::ApiError;
 use crate::{rate_limit, request_id, ApiState};
 
-/// Routes that answer without a key: liveness, readiness and the API description.
-const PUBLIC_PATHS: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+/// Routes that answer without a key: liveness, readiness, metrics and the API description.
+const PUBLIC_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
 
 pub async fn gate(
     request: ServiceRequest,
@@ -89,6 +89,12 @@ async fn admit_and_serve(
             .headers_mut()
             .insert(HeaderName::from_static("x-request-id"), value);
     }
+    crate::metrics::record(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     tracing::info!(
         request_id = %id,
         method = %method,

@@ -11,6 +11,7 @@ mod dto;
 mod error;
 mod gate;
 mod idempotent;
+mod metrics;
 mod openapi;
 mod query;
 mod rate_limit;

@@ -27,7 +27,7 @@ pub(crate) use credits::{
     __path_allocate, __path_child_credits, __path_child_ledger, __path_own_credits,
     __path_own_ledger,
 };
-pub(crate) use operations::{__path_healthz, __path_readyz};
+pub(crate) use operations::{__path_healthz, __path_metrics, __path_readyz};
 pub(crate) use organizations::{
     __path_archive, __path_create, __path_get, __path_list, __path_resume, __path_suspend,
     __path_update,
@@ -41,6 +41,7 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
             .wrap(from_fn(gate::gate))
             .service(resource("/healthz", "GET").route(web::get().to(operations::healthz)))
             .service(resource("/readyz", "GET").route(web::get().to(operations::readyz)))
+            .service(resource("/metrics", "GET").route(web::get().to(operations::metrics)))
             .service(resource("/openapi.json", "GET").route(web::get().to(operations::openapi)))
             .service(resource("/v1/whoami", "GET").route(web::get().to(whoami::whoami)))
             .service(

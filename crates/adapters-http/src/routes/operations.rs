@@ -29,6 +29,15 @@ pub async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError
     }
 }
 
+/// Request counts and latencies, in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render())
+}
+
 /// The OpenAPI 3.1 description of every route, generated from the code.
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())

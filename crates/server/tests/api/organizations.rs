@@ -426,6 +426,25 @@ async fn the_control_plane_needs_org_admin(app: TestApp) {
 
 async fn openapi_and_operations_routes(app: TestApp) {
     let client = reqwest::Client::new();
+    let metrics = client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200, "/metrics needs no key");
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE http_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/v1/whoami""#),
+        "the setup's whoami is counted: {text}"
+    );
     for path in ["/healthz", "/readyz"] {
         let response = client
             .get(format!("{}{path}", app.base))
