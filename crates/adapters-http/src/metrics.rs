@@ -12,9 +12,11 @@ struct Series {
     seconds: f64,
 }
 
+/// (method, route pattern, status).
+type Labels = (String, String, u16);
+
 /// One registry per process, as Prometheus scrapes a process.
-static REQUESTS: LazyLock<Mutex<BTreeMap<(String, String, u16), Series>>> =
-    LazyLock::new(Mutex::default);
+static REQUESTS: LazyLock<Mutex<BTreeMap<Labels, Series>>> = LazyLock::new(Mutex::default);
 
 pub fn record(method: &str, route: &str, status: u16, seconds: f64) {
     let mut requests = REQUESTS
