@@ -239,6 +239,7 @@ impl From<DomainError> for ApiError {
                         "No such organization among the direct children of your organization."
                     }
                     Resource::ApiKey => "No such API key in this organization.",
+                    Resource::Reservation => "No such reservation in this organization.",
                 },
             ),
             DomainError::Conflict { message, subject } => {
@@ -249,6 +250,10 @@ impl From<DomainError> for ApiError {
                     }),
                     ConflictSubject::ApiKey { id, status } => json!({
                         "apiKeyId": id.to_string(),
+                        "status": status,
+                    }),
+                    ConflictSubject::Reservation { id, status } => json!({
+                        "reservationId": id.to_string(),
                         "status": status,
                     }),
                 };

@@ -10,7 +10,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use domain::api_key::{ApiKey, KeyHandle, KeyStatus, RateLimitTier, SecretHash, Supersession};
-use domain::credits::{LedgerEntry, LedgerEvent, LedgerEventType, LedgerFilter, Wallet};
+use domain::credits::{
+    Finish, LedgerEntry, LedgerEvent, LedgerEventId, LedgerEventType, LedgerFilter, Reservation,
+    ReservationId, ReservationStatus, Wallet,
+};
 use domain::idempotency::{
     Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope, PendingCompletion,
     StoredResponse,
@@ -21,7 +24,7 @@ use domain::pagination::PageRequest;
 use domain::policy::Credentials;
 use domain::ports::{
     Allocation, ApiKeyStore, Archive, CreditStore, IdempotencyStore, KeyInsert, OrganizationStore,
-    Reclaim, Rotation, StoreError, Write,
+    Reclaim, Reserve, Rotation, StoreError, Write,
 };
 use domain::{ApiKeyId, OrganizationId, Timestamp};
 use uuid::Uuid;
@@ -39,6 +42,7 @@ struct State {
     idempotency: HashMap<IdempotencyScope, Record>,
     wallets: HashMap<OrganizationId, Wallet>,
     ledger: Vec<LedgerEvent>,
+    reservations: HashMap<ReservationId, Reservation>,
 }
 
 /// An idempotency record: a claim in flight, or the final response.
@@ -117,6 +121,18 @@ impl State {
         at: Timestamp,
     ) -> u64 {
         let amount = self.wallet(child).available();
+        self.move_to_parent(child, parent, amount, reclaim, at)
+    }
+
+    /// Moves `amount` of a child's balance to its parent as two `reclaim` events.
+    fn move_to_parent(
+        &mut self,
+        child: OrganizationId,
+        parent: OrganizationId,
+        amount: u64,
+        reclaim: Reclaim,
+        at: Timestamp,
+    ) -> u64 {
         let Ok(signed) = i64::try_from(amount) else {
             return 0;
         };
@@ -587,6 +603,120 @@ impl CreditStore for MemoryStore {
             |e| (e.entry.created_at, e.entry.id.as_uuid()),
             request,
         ))
+    }
+
+    async fn reserve(
+        &self,
+        reservation: Reservation,
+        done: Option<Completion>,
+    ) -> Result<Reserve, StoreError> {
+        let mut state = self.state();
+        let Some(organization) = state.organizations.get(&reservation.organization_id) else {
+            return Ok(Reserve::Closed);
+        };
+        let parent = organization
+            .parent_id
+            .and_then(|id| state.organizations.get(&id));
+        match organization.status.kind() {
+            StatusKind::Archived => return Ok(Reserve::Closed),
+            StatusKind::Suspended => return Ok(Reserve::Suspended),
+            StatusKind::Active => {}
+        }
+        if parent.is_some_and(|p| p.status.kind() == StatusKind::Suspended) {
+            return Ok(Reserve::Suspended);
+        }
+        let mut wallet = state.wallet(reservation.organization_id);
+        if wallet.available() < reservation.credits {
+            return Ok(Reserve::InsufficientFunds {
+                available: wallet.available(),
+            });
+        }
+        state.check_claim(done.as_ref().map(|d| &d.claim))?;
+        wallet.reserved += reservation.credits;
+        state.wallets.insert(wallet.organization_id, wallet);
+        state.reservations.insert(reservation.id, reservation);
+        state.write_completion(done);
+        Ok(Reserve::Held)
+    }
+
+    async fn find_reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
+        Ok(self.state().reservations.get(&id).cloned())
+    }
+
+    async fn finish_reservation(
+        &self,
+        id: ReservationId,
+        finish: Finish,
+        at: Timestamp,
+        usage: LedgerEventId,
+        reclaim: Reclaim,
+    ) -> Result<Option<Reservation>, StoreError> {
+        let mut state = self.state();
+        let Some(reservation) = state.reservations.get(&id).cloned() else {
+            return Ok(None);
+        };
+        if reservation.status != ReservationStatus::Held {
+            return Ok(Some(reservation));
+        }
+        let organization = reservation.organization_id;
+        let mut wallet = state.wallet(organization);
+        wallet.reserved = wallet.reserved.saturating_sub(reservation.credits);
+        state.wallets.insert(organization, wallet);
+        let (status, spent) = match finish {
+            Finish::Settle { credits } => (ReservationStatus::Settled { at, credits }, credits),
+            Finish::Release => (ReservationStatus::Released { at }, 0),
+            Finish::Expire => (ReservationStatus::Expired { at }, 0),
+        };
+        if let Ok(signed) = i64::try_from(spent) {
+            if signed > 0 {
+                state.record(LedgerEntry {
+                    id: usage,
+                    organization_id: organization,
+                    event_type: LedgerEventType::Usage,
+                    credits: -signed,
+                    transfer_id: None,
+                    description: reservation.description.clone(),
+                    metadata: Metadata::default(),
+                    created_at: at,
+                });
+            }
+        }
+        // Reserved at archive time, released now: the rest goes to the parent (API.md §4.9).
+        let archived_child = state
+            .organizations
+            .get(&organization)
+            .filter(|org| org.status.kind() == StatusKind::Archived)
+            .and_then(|org| org.parent_id);
+        if let Some(parent) = archived_child {
+            state.move_to_parent(
+                organization,
+                parent,
+                reservation.credits - spent,
+                reclaim,
+                at,
+            );
+        }
+        let finished = Reservation {
+            status,
+            ..reservation
+        };
+        state.reservations.insert(id, finished.clone());
+        Ok(Some(finished))
+    }
+
+    async fn due_reservations(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ReservationId>, StoreError> {
+        let state = self.state();
+        let mut due: Vec<&Reservation> = state
+            .reservations
+            .values()
+            .filter(|r| r.status == ReservationStatus::Held && r.expires_at <= now)
+            .collect();
+        due.sort_by_key(|r| (r.expires_at, r.id));
+        Ok(due.into_iter().take(limit).map(|r| r.id).collect())
     }
 
     async fn usage_between(

@@ -11,19 +11,20 @@ use diesel::prelude::{
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::credits::{
-    LedgerEntry, LedgerEvent, LedgerEventId, LedgerEventType, LedgerFilter, TransferId, Wallet,
+    Finish, LedgerEntry, LedgerEvent, LedgerEventId, LedgerEventType, LedgerFilter, Reservation,
+    ReservationId, ReservationStatus, TransferId, Wallet,
 };
-use domain::idempotency::PendingCompletion;
+use domain::idempotency::{Completion, PendingCompletion};
 use domain::organization::Metadata;
 use domain::pagination::PageRequest;
-use domain::ports::{Allocation, CreditStore, Reclaim, StoreError};
+use domain::ports::{Allocation, CreditStore, Reclaim, Reserve, StoreError};
 use domain::{OrganizationId, Timestamp};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{corrupt, from_diesel};
 use crate::idempotency::{complete_with_effect, from_effect_transaction};
-use crate::schema::{ledger_events, organizations, wallets};
+use crate::schema::{ledger_events, organizations, reservations, wallets};
 use crate::{sql_limit, PgStore};
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -156,6 +157,83 @@ pub(crate) async fn sweep(
     Ok(u64::try_from(amount).unwrap_or(0))
 }
 
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = reservations, check_for_backend(diesel::pg::Pg))]
+struct ReservationRow {
+    id: Uuid,
+    organization_id: Uuid,
+    credits: i64,
+    status: String,
+    settled_credits: Option<i64>,
+    finished_at: Option<OffsetDateTime>,
+    description: Option<String>,
+    expires_at: OffsetDateTime,
+    created_at: OffsetDateTime,
+}
+
+impl ReservationRow {
+    fn from_domain(r: &Reservation) -> Self {
+        let (settled_credits, finished_at) = match r.status {
+            ReservationStatus::Held => (None, None),
+            ReservationStatus::Settled { at, credits } => {
+                (Some(i64::try_from(credits).unwrap_or(i64::MAX)), Some(at))
+            }
+            ReservationStatus::Released { at } | ReservationStatus::Expired { at } => {
+                (None, Some(at))
+            }
+        };
+        Self {
+            id: r.id.as_uuid(),
+            organization_id: r.organization_id.as_uuid(),
+            credits: i64::try_from(r.credits).unwrap_or(i64::MAX),
+            status: r.status.as_str().to_owned(),
+            settled_credits,
+            finished_at: finished_at.map(|t| t.as_offset_datetime()),
+            description: r.description.clone(),
+            expires_at: r.expires_at.as_offset_datetime(),
+            created_at: r.created_at.as_offset_datetime(),
+        }
+    }
+
+    fn into_domain(self) -> Result<Reservation, StoreError> {
+        let at = self.finished_at.map(Timestamp::from_offset_datetime);
+        let status = match (self.status.as_str(), at, self.settled_credits) {
+            ("held", None, None) => ReservationStatus::Held,
+            ("settled", Some(at), Some(credits)) => ReservationStatus::Settled {
+                at,
+                credits: u64::try_from(credits).map_err(|_| corrupt("settled credits", credits))?,
+            },
+            ("released", Some(at), None) => ReservationStatus::Released { at },
+            ("expired", Some(at), None) => ReservationStatus::Expired { at },
+            _ => return Err(corrupt("reservation status", &self.status)),
+        };
+        Ok(Reservation {
+            id: ReservationId::from_uuid(self.id),
+            organization_id: OrganizationId::from_uuid(self.organization_id),
+            credits: u64::try_from(self.credits)
+                .map_err(|_| corrupt("reserved credits", self.credits))?,
+            status,
+            description: self.description,
+            expires_at: Timestamp::from_offset_datetime(self.expires_at),
+            created_at: Timestamp::from_offset_datetime(self.created_at),
+        })
+    }
+}
+
+/// The status and parent of an organization, its row share-locked for the transaction.
+async fn share_lock_organization(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<(String, Option<Uuid>)>, diesel::result::Error> {
+    organizations::table
+        .find(id)
+        .select((organizations::status, organizations::parent_id))
+        .for_share()
+        .first(conn)
+        .await
+        .optional()
+}
+
 #[async_trait]
 impl CreditStore for PgStore {
     async fn wallet(&self, organization: OrganizationId) -> Result<Wallet, StoreError> {
@@ -272,6 +350,185 @@ impl CreditStore for PgStore {
             .into_iter()
             .map(LedgerRow::into_domain)
             .collect()
+    }
+
+    async fn reserve(
+        &self,
+        reservation: Reservation,
+        done: Option<Completion>,
+    ) -> Result<Reserve, StoreError> {
+        let row = ReservationRow::from_domain(&reservation);
+        let organization = reservation.organization_id.as_uuid();
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            // Share locks on the organization and its parent: a suspend (an UPDATE of either row)
+            // waits for this reservation, or this reservation sees it — never both.
+            let Some((status, parent)) = share_lock_organization(conn, organization).await? else {
+                return Ok(Reserve::Closed);
+            };
+            match status.as_str() {
+                "archived" => return Ok(Reserve::Closed),
+                "suspended" => return Ok(Reserve::Suspended),
+                _ => {}
+            }
+            if let Some(parent) = parent {
+                let parent_status = share_lock_organization(conn, parent).await?.map(|(s, _)| s);
+                if parent_status.as_deref() == Some("suspended") {
+                    return Ok(Reserve::Suspended);
+                }
+            }
+            let locked = lock_wallets(conn, &[organization]).await?;
+            let (balance, reserved) = locked.get(&organization).copied().unwrap_or((0, 0));
+            let available = u64::try_from(balance - reserved).unwrap_or(0);
+            if available < reservation.credits {
+                return Ok(Reserve::InsufficientFunds { available });
+            }
+            diesel::update(wallets::table.find(organization))
+                .set(wallets::reserved.eq(wallets::reserved + row.credits))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(reservations::table)
+                .values(&row)
+                .execute(conn)
+                .await?;
+            complete_with_effect(conn, done.as_ref()).await?;
+            Ok(Reserve::Held)
+        })
+        .await
+        .map_err(from_effect_transaction)
+    }
+
+    async fn find_reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
+        let mut conn = self.conn().await?;
+        reservations::table
+            .find(id.as_uuid())
+            .select(ReservationRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?
+            .map(ReservationRow::into_domain)
+            .transpose()
+    }
+
+    async fn finish_reservation(
+        &self,
+        id: ReservationId,
+        finish: Finish,
+        at: Timestamp,
+        usage: LedgerEventId,
+        reclaim: Reclaim,
+    ) -> Result<Option<Reservation>, StoreError> {
+        let mut conn = self.conn().await?;
+        let row: Option<ReservationRow> = conn
+            .transaction(async |conn| {
+                let Some(row) = reservations::table
+                    .find(id.as_uuid())
+                    .select(ReservationRow::as_select())
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                if row.status != "held" {
+                    return Ok(Some(row));
+                }
+                let organization = row.organization_id;
+                let (status, parent) = share_lock_organization(conn, organization)
+                    .await?
+                    .unwrap_or_else(|| (String::new(), None));
+                let sweep_to = parent.filter(|_| status == "archived");
+                let mut owners = vec![organization];
+                owners.extend(sweep_to);
+                lock_wallets(conn, &owners).await?;
+                diesel::update(wallets::table.find(organization))
+                    .set(wallets::reserved.eq(wallets::reserved - row.credits))
+                    .execute(conn)
+                    .await?;
+                let (status, spent) = match finish {
+                    Finish::Settle { credits } => ("settled", i64::try_from(credits).unwrap_or(0)),
+                    Finish::Release => ("released", 0),
+                    Finish::Expire => ("expired", 0),
+                };
+                let entry =
+                    |id, organization: Uuid, event_type, credits, transfer_id| LedgerEntry {
+                        id,
+                        organization_id: OrganizationId::from_uuid(organization),
+                        event_type,
+                        credits,
+                        transfer_id,
+                        description: row.description.clone(),
+                        metadata: Metadata::default(),
+                        created_at: at,
+                    };
+                if spent > 0 {
+                    record(
+                        conn,
+                        &entry(usage, organization, LedgerEventType::Usage, -spent, None),
+                    )
+                    .await?;
+                }
+                // Reserved at archive time, released now: the rest goes to the parent (§4.9).
+                let rest = row.credits - spent;
+                if let (Some(parent), true) = (sweep_to, rest > 0) {
+                    let transfer = Some(reclaim.transfer_id);
+                    record(
+                        conn,
+                        &entry(
+                            reclaim.child_event,
+                            organization,
+                            LedgerEventType::Reclaim,
+                            -rest,
+                            transfer,
+                        ),
+                    )
+                    .await?;
+                    record(
+                        conn,
+                        &entry(
+                            reclaim.parent_event,
+                            parent,
+                            LedgerEventType::Reclaim,
+                            rest,
+                            transfer,
+                        ),
+                    )
+                    .await?;
+                }
+                let finished: ReservationRow = diesel::update(reservations::table.find(row.id))
+                    .set((
+                        reservations::status.eq(status),
+                        reservations::settled_credits.eq((status == "settled").then_some(spent)),
+                        reservations::finished_at.eq(Some(at.as_offset_datetime())),
+                    ))
+                    .returning(ReservationRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                Ok(Some(finished))
+            })
+            .await
+            .map_err(from_diesel)?;
+        row.map(ReservationRow::into_domain).transpose()
+    }
+
+    async fn due_reservations(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ReservationId>, StoreError> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<Uuid> = reservations::table
+            .filter(reservations::status.eq("held"))
+            .filter(reservations::expires_at.le(now.as_offset_datetime()))
+            .order((reservations::expires_at.asc(), reservations::id.asc()))
+            .limit(sql_limit(limit))
+            .select(reservations::id)
+            .load(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        Ok(ids.into_iter().map(ReservationId::from_uuid).collect())
     }
 
     async fn usage_between(

@@ -44,7 +44,13 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> organizations (organization_id));
-diesel::allow_tables_to_appear_in_same_query!(organizations, api_keys, wallets, ledger_events);
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    api_keys,
+    wallets,
+    ledger_events,
+    reservations
+);
 
 diesel::table! {
     wallets (organization_id) {
@@ -64,6 +70,20 @@ diesel::table! {
         transfer_id -> Nullable<Uuid>,
         description -> Nullable<Text>,
         metadata -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    reservations (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        credits -> Int8,
+        status -> Text,
+        settled_credits -> Nullable<Int8>,
+        finished_at -> Nullable<Timestamptz>,
+        description -> Nullable<Text>,
+        expires_at -> Timestamptz,
         created_at -> Timestamptz,
     }
 }

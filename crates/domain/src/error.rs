@@ -2,6 +2,7 @@
 //! code; a Rust caller of the domain matches on it.
 
 use crate::api_key::Scope;
+use crate::credits::ReservationId;
 use crate::organization::StatusKind;
 use crate::ports::StoreError;
 use crate::validation::FieldError;
@@ -51,6 +52,10 @@ pub enum ConflictSubject {
         id: ApiKeyId,
         status: &'static str,
     },
+    Reservation {
+        id: ReservationId,
+        status: &'static str,
+    },
 }
 
 /// Why the kill switch refused a request (API.md §3).
@@ -77,6 +82,7 @@ pub enum KillScope {
 pub enum Resource {
     Organization,
     ApiKey,
+    Reservation,
 }
 
 impl std::fmt::Display for Resource {
@@ -84,6 +90,7 @@ impl std::fmt::Display for Resource {
         f.write_str(match self {
             Resource::Organization => "organization",
             Resource::ApiKey => "API key",
+            Resource::Reservation => "reservation",
         })
     }
 }

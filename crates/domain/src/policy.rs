@@ -23,6 +23,23 @@ impl Principal {
     }
 }
 
+/// Spending credits or starting work (API.md §2.3, §3): refused inside a suspended organization
+/// (`409`, status `suspended`) as inside an archived one.
+pub fn ensure_may_spend(org: &Organization) -> Result<(), DomainError> {
+    match org.status.kind() {
+        StatusKind::Suspended => Err(DomainError::Conflict {
+            message:
+                "the organization is suspended: nothing of it spends or runs until it is resumed"
+                    .to_owned(),
+            subject: ConflictSubject::Organization {
+                id: org.id,
+                status: StatusKind::Suspended,
+            },
+        }),
+        _ => ensure_writable(org),
+    }
+}
+
 /// Writes inside an archived organization are refused (API.md §2.3): it may only be read.
 pub fn ensure_writable(org: &Organization) -> Result<(), DomainError> {
     match org.status.kind() {

@@ -12,7 +12,10 @@
 use async_trait::async_trait;
 
 use crate::api_key::{ApiKey, KeyHandle, RateLimitTier, SecretHash, Supersession};
-use crate::credits::{LedgerEntry, LedgerEvent, LedgerEventId, LedgerFilter, TransferId, Wallet};
+use crate::credits::{
+    Finish, LedgerEntry, LedgerEvent, LedgerEventId, LedgerFilter, Reservation, ReservationId,
+    TransferId, Wallet,
+};
 use crate::idempotency::{
     Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope, PendingCompletion,
 };
@@ -59,6 +62,20 @@ pub struct Reclaim {
     pub child_event: LedgerEventId,
     pub parent_event: LedgerEventId,
     pub transfer_id: TransferId,
+}
+
+/// Outcome of [`CreditStore::reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserve {
+    Held,
+    /// The organization's available balance is smaller than the amount; nothing was written.
+    InsufficientFunds {
+        available: u64,
+    },
+    /// The organization or its parent is suspended (the kill switch): nothing was written.
+    Suspended,
+    /// The organization is archived or missing: nothing was written.
+    Closed,
 }
 
 /// Outcome of [`CreditStore::allocate`].
@@ -298,6 +315,38 @@ pub trait CreditStore: Send + Sync {
         filter: LedgerFilter,
         page: PageRequest,
     ) -> Result<Vec<LedgerEvent>, StoreError>;
+
+    /// Holds `reservation.credits` of its organization's available balance, in one atomic change
+    /// with respect to allocations, archive and the organization's (and its parent's) status:
+    /// refused while either is suspended ([`Reserve::Suspended`]) or the organization is
+    /// archived ([`Reserve::Closed`]), or when the available balance is too small.
+    async fn reserve(
+        &self,
+        reservation: Reservation,
+        done: Option<Completion>,
+    ) -> Result<Reserve, StoreError>;
+
+    async fn find_reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError>;
+
+    /// Ends a held reservation at `at`, atomically: its credits leave `reserved`; a settle spends
+    /// `credits` of them with `usage` (a `usage` ledger event, skipped for 0); and if the
+    /// organization is archived by now, the rest goes to its parent as two `reclaim` events named
+    /// by `reclaim`. A reservation already ended is returned as it is. `None` if unknown.
+    async fn finish_reservation(
+        &self,
+        id: ReservationId,
+        finish: Finish,
+        at: Timestamp,
+        usage: LedgerEventId,
+        reclaim: Reclaim,
+    ) -> Result<Option<Reservation>, StoreError>;
+
+    /// Held reservations whose expiry is at or before `now`, at most `limit`, oldest first.
+    async fn due_reservations(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ReservationId>, StoreError>;
 
     /// Credits the organization spent (its `usage` events) in `[start, end)`.
     async fn usage_between(

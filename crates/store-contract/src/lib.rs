@@ -24,6 +24,7 @@ pub mod credits;
 pub mod fixtures;
 pub mod idempotency;
 pub mod key_lifecycle;
+pub mod reservations;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -155,6 +156,11 @@ macro_rules! store_contract_tests {
                 credits_ledger_filters_and_pages,
                 credits_archive_sweeps_the_unreserved_balance_to_the_parent,
                 credits_an_allocation_writes_its_idempotent_answer_with_the_effect,
+                reservations_hold_credits_and_never_more_than_available,
+                reservations_are_refused_while_suspended_or_archived,
+                settling_spends_and_releasing_gives_back_once,
+                what_an_archived_child_releases_goes_to_its_parent,
+                due_reservations_are_the_held_ones_past_their_expiry,
             ;
             racing:
                 concurrent_updates_from_one_revision_apply_exactly_once,
@@ -166,6 +172,8 @@ macro_rules! store_contract_tests {
                 idempotency_concurrent_claims_of_one_key_claim_once,
                 credits_concurrent_allocations_never_overdraw,
                 credits_archive_racing_allocations_conserves_credits,
+                concurrent_reservations_never_overdraw,
+                a_suspend_racing_reservations_stops_them,
             ;
         }
     };
@@ -201,7 +209,7 @@ macro_rules! __store_contract_cases {
                 async fn $lifecycle() {
                     let stores: $crate::Stores = $factory.await;
                     #[allow(unused_imports)]
-                    use $crate::{credits::*, idempotency::*, key_lifecycle::*};
+                    use $crate::{credits::*, idempotency::*, key_lifecycle::*, reservations::*};
                     $lifecycle(&stores).await;
                 }
             )*
@@ -211,7 +219,7 @@ macro_rules! __store_contract_cases {
                 async fn $lifecycle_racing() {
                     let stores: $crate::Stores = $factory.await;
                     #[allow(unused_imports)]
-                    use $crate::{credits::*, idempotency::*, key_lifecycle::*};
+                    use $crate::{credits::*, idempotency::*, key_lifecycle::*, reservations::*};
                     $lifecycle_racing(&stores).await;
                 }
             )*

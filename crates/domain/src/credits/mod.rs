@@ -262,3 +262,62 @@ mod tests {
         assert_eq!(wallet.available(), 0);
     }
 }
+
+crate::ids::prefixed_id!(
+    /// Credits held for work in flight: `rsv_<uuid>`.
+    ReservationId,
+    "rsv_"
+);
+
+/// How long a reservation is held before scheduled work releases it (API.md §6.4).
+pub const RESERVATION_TTL: time::Duration = time::Duration::hours(1);
+
+/// Where a reservation is: held, or finished one of three ways (terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationStatus {
+    Held,
+    /// `credits` of it were spent (a `usage` event); the rest was released.
+    Settled {
+        at: Timestamp,
+        credits: u64,
+    },
+    Released {
+        at: Timestamp,
+    },
+    Expired {
+        at: Timestamp,
+    },
+}
+
+impl ReservationStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Settled { .. } => "settled",
+            Self::Released { .. } => "released",
+            Self::Expired { .. } => "expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: ReservationId,
+    pub organization_id: OrganizationId,
+    pub credits: u64,
+    pub status: ReservationStatus,
+    pub description: Option<String>,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// How a held reservation ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Spend `credits` (0 ≤ credits ≤ reserved) and release the rest.
+    Settle {
+        credits: u64,
+    },
+    Release,
+    Expire,
+}

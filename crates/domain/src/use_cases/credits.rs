@@ -7,15 +7,16 @@ use super::organizations::state_conflict;
 use super::ControlPlane;
 use crate::api_key::Scope;
 use crate::credits::{
-    month_of, Credits, Direction, LedgerEntry, LedgerEvent, LedgerEventType, LedgerFilter,
-    TransferId, Wallet,
+    month_of, Credits, Direction, Finish, LedgerEntry, LedgerEvent, LedgerEventType, LedgerFilter,
+    Reservation, ReservationId, ReservationStatus, TransferId, Wallet, RESERVATION_TTL,
 };
+use crate::error::ConflictSubject;
 use crate::error::Resource;
 use crate::idempotency::Idempotency;
 use crate::organization::{Metadata, Organization, OrganizationStatus};
 use crate::pagination::{Page, PageCursor, PageRequest};
 use crate::policy::{self, Principal};
-use crate::ports::Allocation;
+use crate::ports::{Allocation, Reclaim, Reserve};
 use crate::validation::FieldError;
 use crate::{DomainError, OrganizationId, Timestamp};
 
@@ -248,5 +249,180 @@ impl ControlPlane {
             created_at: event.entry.created_at,
             id: event.entry.id.as_uuid(),
         }))
+    }
+}
+
+/// A reservation as the metering service sent it (API.md §6.4).
+#[derive(Debug, Clone, Default)]
+pub struct NewReservation {
+    pub credits: i64,
+    pub description: Option<String>,
+}
+
+impl ControlPlane {
+    /// Holds credits of the acting organization for work about to run (`credits:write`). Refused
+    /// while the organization or its parent is suspended — the kill switch holds for Rust
+    /// callers of the domain too, not only at the HTTP gate — and when it is archived.
+    pub async fn reserve_credits(
+        &self,
+        principal: &Principal,
+        input: NewReservation,
+        idempotency: Option<Idempotency<Reservation>>,
+    ) -> Result<Reservation, DomainError> {
+        policy::require_scope(principal, Scope::CreditsWrite)?;
+        let mut errors = Vec::new();
+        let credits = Credits::new(input.credits, "credits")
+            .map_err(|e| errors.push(e))
+            .ok();
+        if let Some(description) = &input.description {
+            if description.chars().count() > MAX_DESCRIPTION_CHARS {
+                errors.push(FieldError::new(
+                    "description",
+                    format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+                ));
+            }
+            if let Err(e) = crate::validation::no_nul("description", description) {
+                errors.push(e);
+            }
+        }
+        let (Some(credits), true) = (credits, errors.is_empty()) else {
+            return Err(DomainError::Validation(errors));
+        };
+        let organization = principal.acting_organization();
+        policy::ensure_may_spend(organization)?;
+        let now = self.ports.clock.now();
+        let reservation = Reservation {
+            id: ReservationId::from_uuid(self.new_uuid()),
+            organization_id: organization.id,
+            credits: credits.get(),
+            status: ReservationStatus::Held,
+            description: input.description,
+            expires_at: now.plus(RESERVATION_TTL),
+            created_at: now,
+        };
+        let done = idempotency.map(|i| i.complete(&reservation, now));
+        match self
+            .ports
+            .credits
+            .reserve(reservation.clone(), done)
+            .await?
+        {
+            Reserve::Held => Ok(reservation),
+            Reserve::InsufficientFunds { available } => Err(DomainError::InsufficientCredits {
+                available,
+                requested: credits.get(),
+            }),
+            // Suspended or archived between our read and the write: the store refused it.
+            Reserve::Suspended | Reserve::Closed => {
+                let current = self.ports.organizations.find(organization.id).await?;
+                let current = current.unwrap_or_else(|| organization.clone());
+                policy::ensure_may_spend(&current)?;
+                Err(state_conflict(
+                    &current,
+                    "the organization cannot spend credits now",
+                ))
+            }
+        }
+    }
+
+    /// One reservation of the acting organization (`credits:read`).
+    pub async fn get_reservation(
+        &self,
+        principal: &Principal,
+        id: ReservationId,
+    ) -> Result<Reservation, DomainError> {
+        policy::require_scope(principal, Scope::CreditsRead)?;
+        self.own_reservation(principal, id).await
+    }
+
+    /// Spends `credits` of a held reservation and releases the rest (`credits:write`). Settling a
+    /// reservation settled with the same amount, or one released or expired, returns it as it is;
+    /// settling with another amount is a conflict.
+    pub async fn settle_reservation(
+        &self,
+        principal: &Principal,
+        id: ReservationId,
+        credits: i64,
+    ) -> Result<Reservation, DomainError> {
+        policy::require_scope(principal, Scope::CreditsWrite)?;
+        let reservation = self.own_reservation(principal, id).await?;
+        let spent = u64::try_from(credits)
+            .ok()
+            .filter(|n| *n <= reservation.credits)
+            .ok_or_else(|| {
+                DomainError::validation(FieldError::new(
+                    "credits",
+                    format!(
+                        "must be an integer from 0 to {} (the reserved credits)",
+                        reservation.credits
+                    ),
+                ))
+            })?;
+        let finished = self
+            .finish(reservation.id, Finish::Settle { credits: spent })
+            .await?;
+        match finished.status {
+            ReservationStatus::Settled { credits, .. } if credits != spent => {
+                Err(DomainError::Conflict {
+                    message: format!("the reservation was already settled with {credits} credits"),
+                    subject: ConflictSubject::Reservation {
+                        id: finished.id,
+                        status: finished.status.as_str(),
+                    },
+                })
+            }
+            _ => Ok(finished),
+        }
+    }
+
+    /// Releases a held reservation in full (`credits:write`); a finished one is returned as it is.
+    pub async fn release_reservation(
+        &self,
+        principal: &Principal,
+        id: ReservationId,
+    ) -> Result<Reservation, DomainError> {
+        policy::require_scope(principal, Scope::CreditsWrite)?;
+        let reservation = self.own_reservation(principal, id).await?;
+        self.finish(reservation.id, Finish::Release).await
+    }
+
+    /// The scheduled work of API.md §6.4: releases held reservations past their expiry; returns
+    /// how many it expired.
+    pub async fn expire_reservations(&self) -> Result<usize, DomainError> {
+        let now = self.ports.clock.now();
+        let due = self.ports.credits.due_reservations(now, 500).await?;
+        for id in &due {
+            self.finish(*id, Finish::Expire).await?;
+        }
+        Ok(due.len())
+    }
+
+    async fn finish(&self, id: ReservationId, finish: Finish) -> Result<Reservation, DomainError> {
+        let now = self.ports.clock.now();
+        let reclaim = Reclaim {
+            child_event: self.new_ledger_event_id(now),
+            parent_event: self.new_ledger_event_id(now),
+            transfer_id: TransferId::from_uuid(self.new_uuid()),
+        };
+        let usage = self.new_ledger_event_id(now);
+        self.ports
+            .credits
+            .finish_reservation(id, finish, now, usage, reclaim)
+            .await?
+            .ok_or(DomainError::NotFound(Resource::Reservation))
+    }
+
+    async fn own_reservation(
+        &self,
+        principal: &Principal,
+        id: ReservationId,
+    ) -> Result<Reservation, DomainError> {
+        let organization = principal.acting_organization().id;
+        self.ports
+            .credits
+            .find_reservation(id)
+            .await?
+            .filter(|r| r.organization_id == organization)
+            .ok_or(DomainError::NotFound(Resource::Reservation))
     }
 }

@@ -22,7 +22,7 @@ use crate::ports::{
 
 pub use api_keys::{MintedKey, NewApiKey, RotatedKey, ROTATION_GRACE};
 pub use authenticate::ACTING_HEADER;
-pub use credits::{AllocationReport, CreditsView, NewAllocation};
+pub use credits::{AllocationReport, CreditsView, NewAllocation, NewReservation};
 pub use key_usage::KeyUsage;
 pub use operator::{Bootstrap, BootstrapOutcome};
 pub use organizations::{ArchiveReport, NewOrganization, OrganizationPatch, OrganizationSummary};

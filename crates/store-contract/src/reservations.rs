@@ -1,0 +1,373 @@
+//! Contract cases for reservations (API.md §6.4): held credits leave `available`, never more than
+//! there is; nothing is reserved for a suspended or archived organization; settling spends,
+//! releasing gives back, and what an archived child releases goes to its parent.
+
+use std::sync::Arc;
+
+use domain::credits::{
+    Finish, LedgerEntry, LedgerEventId, LedgerEventType, LedgerFilter, Reservation, ReservationId,
+    ReservationStatus,
+};
+use domain::organization::Organization;
+use domain::ports::{Archive, Reserve, Write};
+use domain::OrganizationId;
+use tokio::sync::Barrier;
+use uuid::Uuid;
+
+use crate::fixtures::*;
+use crate::Stores;
+
+fn event_id() -> LedgerEventId {
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&Uuid::new_v4().as_bytes()[..10]);
+    LedgerEventId::new(at(0), random)
+}
+
+fn reservation(org: OrganizationId, credits: u64, expires: i64) -> Reservation {
+    Reservation {
+        id: ReservationId::from_uuid(Uuid::new_v4()),
+        organization_id: org,
+        credits,
+        status: ReservationStatus::Held,
+        description: Some("generation".to_owned()),
+        expires_at: at(expires),
+        created_at: at(5),
+    }
+}
+
+/// A parent and a child, the child funded with `credits` (granted to the parent, allocated).
+async fn funded_child(s: &Stores, credits: i64) -> (Organization, Organization) {
+    let parent = top_level(at(0));
+    let child = child_of(&parent, at(1));
+    s.organizations.insert(&parent, None).await.unwrap();
+    s.organizations.insert(&child, None).await.unwrap();
+    let entry = |org: OrganizationId, kind, credits| LedgerEntry {
+        id: event_id(),
+        organization_id: org,
+        event_type: kind,
+        credits,
+        transfer_id: None,
+        description: None,
+        metadata: Default::default(),
+        created_at: at(2),
+    };
+    s.credits
+        .grant(entry(parent.id, LedgerEventType::Grant, credits))
+        .await
+        .unwrap();
+    s.credits
+        .allocate(
+            entry(parent.id, LedgerEventType::Allocation, -credits),
+            entry(child.id, LedgerEventType::Allocation, credits),
+            None,
+        )
+        .await
+        .unwrap();
+    (parent, child)
+}
+
+async fn finish(s: &Stores, id: ReservationId, how: Finish, when: i64) -> Reservation {
+    s.credits
+        .finish_reservation(id, how, at(when), event_id(), reclaim())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn sum_of_ledger(s: &Stores, org: OrganizationId) -> i64 {
+    let events = s
+        .credits
+        .ledger(org, LedgerFilter::default(), first_page(10_000))
+        .await
+        .unwrap();
+    events.iter().map(|e| e.entry.credits).sum()
+}
+
+pub async fn reservations_hold_credits_and_never_more_than_available(s: &Stores) {
+    let (_, child) = funded_child(s, 100).await;
+    let held = reservation(child.id, 70, 1_000);
+    assert_eq!(
+        s.credits.reserve(held.clone(), None).await.unwrap(),
+        Reserve::Held
+    );
+    assert_eq!(
+        s.credits.find_reservation(held.id).await.unwrap(),
+        Some(held)
+    );
+    let wallet = s.credits.wallet(child.id).await.unwrap();
+    assert_eq!(
+        (wallet.balance, wallet.reserved, wallet.available()),
+        (100, 70, 30)
+    );
+    let too_much = reservation(child.id, 31, 1_000);
+    assert_eq!(
+        s.credits.reserve(too_much.clone(), None).await.unwrap(),
+        Reserve::InsufficientFunds { available: 30 }
+    );
+    assert_eq!(s.credits.find_reservation(too_much.id).await.unwrap(), None);
+}
+
+pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
+    let (parent, child) = funded_child(s, 100).await;
+    let paused = suspended(&child, at(10));
+    assert_eq!(
+        s.organizations
+            .update(&paused, child.revision, None)
+            .await
+            .unwrap(),
+        Write::Applied
+    );
+    assert_eq!(
+        s.credits
+            .reserve(reservation(child.id, 1, 1_000), None)
+            .await
+            .unwrap(),
+        Reserve::Suspended
+    );
+    // The parent suspended (the platform-level switch) holds its children too.
+    let (other_parent, other_child) = funded_child(s, 100).await;
+    let paused_parent = suspended(&other_parent, at(10));
+    s.organizations
+        .update(&paused_parent, other_parent.revision, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.credits
+            .reserve(reservation(other_child.id, 1, 1_000), None)
+            .await
+            .unwrap(),
+        Reserve::Suspended
+    );
+    let gone = archived(&paused, at(20));
+    assert!(matches!(
+        s.organizations
+            .archive(&gone, paused.revision, reclaim())
+            .await
+            .unwrap(),
+        Archive::Applied { .. }
+    ));
+    assert_eq!(
+        s.credits
+            .reserve(reservation(child.id, 1, 1_000), None)
+            .await
+            .unwrap(),
+        Reserve::Closed
+    );
+    assert_eq!(
+        s.credits
+            .reserve(reservation(organization_id(), 1, 1_000), None)
+            .await
+            .unwrap(),
+        Reserve::Closed
+    );
+    assert_eq!(s.credits.wallet(parent.id).await.unwrap().reserved, 0);
+}
+
+pub async fn settling_spends_and_releasing_gives_back_once(s: &Stores) {
+    let (_, child) = funded_child(s, 100).await;
+    let first = reservation(child.id, 40, 1_000);
+    let second = reservation(child.id, 30, 1_000);
+    s.credits.reserve(first.clone(), None).await.unwrap();
+    s.credits.reserve(second.clone(), None).await.unwrap();
+    let settled = finish(s, first.id, Finish::Settle { credits: 25 }, 50).await;
+    assert_eq!(
+        settled.status,
+        ReservationStatus::Settled {
+            at: at(50),
+            credits: 25
+        }
+    );
+    let released = finish(s, second.id, Finish::Release, 60).await;
+    assert_eq!(released.status, ReservationStatus::Released { at: at(60) });
+    // Finished ones are returned as they are, whatever is asked.
+    assert_eq!(finish(s, first.id, Finish::Release, 70).await, settled);
+    assert_eq!(
+        finish(s, second.id, Finish::Settle { credits: 5 }, 70).await,
+        released
+    );
+    let wallet = s.credits.wallet(child.id).await.unwrap();
+    assert_eq!((wallet.balance, wallet.reserved), (75, 0));
+    assert_eq!(sum_of_ledger(s, child.id).await, 75);
+    let usage = s
+        .credits
+        .ledger(
+            child.id,
+            LedgerFilter {
+                event_type: Some(LedgerEventType::Usage),
+                ..Default::default()
+            },
+            first_page(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(usage.len(), 1);
+    assert_eq!((usage[0].entry.credits, usage[0].balance_after), (-25, 75));
+    assert_eq!(
+        s.credits
+            .usage_between(child.id, at(0), later())
+            .await
+            .unwrap(),
+        25
+    );
+    // Settling nothing writes no usage event.
+    let third = reservation(child.id, 10, 1_000);
+    s.credits.reserve(third.clone(), None).await.unwrap();
+    finish(s, third.id, Finish::Settle { credits: 0 }, 80).await;
+    assert_eq!(
+        s.credits
+            .usage_between(child.id, at(0), later())
+            .await
+            .unwrap(),
+        25
+    );
+    assert_eq!(
+        s.credits
+            .finish_reservation(
+                ReservationId::from_uuid(Uuid::new_v4()),
+                Finish::Release,
+                at(1),
+                event_id(),
+                reclaim()
+            )
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn what_an_archived_child_releases_goes_to_its_parent(s: &Stores) {
+    let (parent, child) = funded_child(s, 100).await;
+    let held = reservation(child.id, 60, 1_000);
+    s.credits.reserve(held.clone(), None).await.unwrap();
+    let gone = archived(&child, at(20));
+    let outcome = s
+        .organizations
+        .archive(&gone, child.revision, reclaim())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Archive::Applied {
+            revoked_keys: 0,
+            reclaimed_credits: 40
+        },
+        "the reserved part stays"
+    );
+    assert_eq!(s.credits.wallet(parent.id).await.unwrap().balance, 40);
+    finish(s, held.id, Finish::Settle { credits: 15 }, 30).await;
+    let child_wallet = s.credits.wallet(child.id).await.unwrap();
+    assert_eq!((child_wallet.balance, child_wallet.reserved), (0, 0));
+    assert_eq!(
+        s.credits.wallet(parent.id).await.unwrap().balance,
+        85,
+        "the released 45 went to the parent"
+    );
+    assert_eq!(sum_of_ledger(s, child.id).await, 0);
+    assert_eq!(sum_of_ledger(s, parent.id).await, 85);
+}
+
+pub async fn due_reservations_are_the_held_ones_past_their_expiry(s: &Stores) {
+    let (_, child) = funded_child(s, 100).await;
+    let early = reservation(child.id, 10, 100);
+    let late = reservation(child.id, 10, 200);
+    let finished = reservation(child.id, 10, 50);
+    for r in [&early, &late, &finished] {
+        s.credits.reserve(r.clone(), None).await.unwrap();
+    }
+    finish(s, finished.id, Finish::Release, 60).await;
+    assert_eq!(
+        s.credits.due_reservations(at(150), 10).await.unwrap(),
+        vec![early.id]
+    );
+    assert_eq!(
+        s.credits.due_reservations(at(200), 10).await.unwrap(),
+        vec![early.id, late.id]
+    );
+    assert_eq!(
+        s.credits.due_reservations(at(200), 1).await.unwrap(),
+        vec![early.id]
+    );
+    let expired = finish(s, early.id, Finish::Expire, 300).await;
+    assert_eq!(expired.status, ReservationStatus::Expired { at: at(300) });
+    assert_eq!(s.credits.wallet(child.id).await.unwrap().reserved, 10);
+}
+
+/// Twenty concurrent reservations of 60 against 1,000: exactly 16 are held, nothing overdraws.
+pub async fn concurrent_reservations_never_overdraw(s: &Stores) {
+    let (_, child) = funded_child(s, 1_000).await;
+    let barrier = Arc::new(Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (credits, barrier) = (s.credits.clone(), barrier.clone());
+            let r = reservation(child.id, 60, 1_000);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                credits.reserve(r, None).await.unwrap()
+            })
+        })
+        .collect();
+    let mut held = 0;
+    for task in tasks {
+        if task.await.unwrap() == Reserve::Held {
+            held += 1;
+        }
+    }
+    assert_eq!(held, 16);
+    let wallet = s.credits.wallet(child.id).await.unwrap();
+    assert_eq!((wallet.reserved, wallet.available()), (960, 40));
+}
+
+/// A suspend racing a stream of reservations: once the suspend is written, no reservation is.
+pub async fn a_suspend_racing_reservations_stops_them(s: &Stores) {
+    for round in 0..5 {
+        let (_, child) = funded_child(s, 1_000).await;
+        let barrier = Arc::new(Barrier::new(11));
+        let reserves: Vec<_> = (0..10)
+            .map(|_| {
+                let (credits, barrier) = (s.credits.clone(), barrier.clone());
+                let r = reservation(child.id, 10, 1_000);
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    (r.id, credits.reserve(r, None).await.unwrap())
+                })
+            })
+            .collect();
+        let suspend = {
+            let (organizations, barrier) = (s.organizations.clone(), barrier.clone());
+            let (paused, expected) = (suspended(&child, at(100)), child.revision);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                organizations.update(&paused, expected, None).await.unwrap()
+            })
+        };
+        assert_eq!(suspend.await.unwrap(), Write::Applied);
+        // From here on, nothing is reserved for it.
+        assert_eq!(
+            s.credits
+                .reserve(reservation(child.id, 1, 1_000), None)
+                .await
+                .unwrap(),
+            Reserve::Suspended,
+            "round {round}"
+        );
+        let mut held = 0u64;
+        for task in reserves {
+            let (id, outcome) = task.await.unwrap();
+            match outcome {
+                Reserve::Held => {
+                    held += 10;
+                    assert!(s.credits.find_reservation(id).await.unwrap().is_some());
+                }
+                Reserve::Suspended => {
+                    assert_eq!(s.credits.find_reservation(id).await.unwrap(), None)
+                }
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            s.credits.wallet(child.id).await.unwrap().reserved,
+            held,
+            "round {round}"
+        );
+    }
+}
