@@ -15,7 +15,7 @@ use crate::routes::*;
 #[openapi(
     info(title = "Partner organizations control plane", version = "1.0.0",
         description = "Child organizations per customer: create, fund, mint keys, suspend (the kill switch), resume, archive."),
-    paths(whoami, create, list, get, update, suspend, resume, archive, create_api_key, list_api_keys, delete_api_key, rotate_child_api_key, list_own_api_keys, kill_api_key, rotate_own_api_key, own_credits, child_credits, allocate, own_ledger, child_ledger, healthz, readyz, metrics),
+    paths(whoami, create, list, get, update, suspend, resume, archive, create_api_key, list_api_keys, delete_api_key, rotate_child_api_key, list_own_api_keys, kill_api_key, rotate_own_api_key, own_credits, child_credits, allocate, own_ledger, child_ledger, reserve, get_reservation, settle, release, healthz, readyz, metrics),
     components(schemas(dto::ErrorEnvelope, dto::ErrorBody, dto::FieldErrorDto, dto::SummaryDto, dto::CreditConfigDto)),
     modifiers(&BearerAuth, &CommonHeaders),
     security(("bearerAuth" = [])),
@@ -168,6 +168,7 @@ fn parameter_schema(name: &str, path: &str) -> Option<Schema> {
     match name {
         "orgId" | "X-Layers-Organization" => Some(id("org_")),
         "keyId" => Some(id("key_")),
+        "reservationId" => Some(id("rsv_")),
         "limit" => {
             let max = if path == "/v1/organizations" {
                 200

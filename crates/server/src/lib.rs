@@ -16,39 +16,37 @@ use adapters_memory::MemoryStore;
 use adapters_pg::{PgStore, PoolSettings};
 use anyhow::Context;
 use domain::api_key::RateLimitTier;
+use std::time::Duration;
+
 use domain::ports::Clock;
 use domain::use_cases::{Bootstrap, BootstrapOutcome, ControlPlane, Ports};
+use domain::DomainError;
 
 pub use config::{Cli, Command, Config};
 
 /// How often the `lastUsedAt` of the keys used meanwhile is written: the most it lags (API.md
 /// §5.1 allows 60 s).
-const KEY_USAGE_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+const KEY_USAGE_FLUSH: Duration = Duration::from_secs(10);
+/// How often idempotency records past their 24 h replay window are deleted (expired records are
+/// ignored by claims anyway; this keeps the table small).
+const IDEMPOTENCY_PURGE: Duration = Duration::from_secs(600);
+/// How often held reservations past their expiry are released (API.md §6.4).
+const RESERVATION_EXPIRY: Duration = Duration::from_secs(15);
 
-/// The worker that writes key usage in batches, so authentication costs no write per request.
-async fn flush_key_usage_every(control_plane: ControlPlane, period: std::time::Duration) {
+/// A background job of the server: `job` every `period`, until the server stops. A failure is
+/// logged and the job runs again at the next tick, so an outage of the store only delays it.
+async fn every(
+    period: Duration,
+    what: &'static str,
+    job: impl AsyncFn() -> Result<usize, DomainError>,
+) {
     let mut ticks = tokio::time::interval(period);
     loop {
         ticks.tick().await;
-        if let Err(error) = control_plane.flush_key_usage().await {
-            tracing::warn!(%error, "could not record the last uses of API keys; will retry");
-        }
-    }
-}
-
-/// How often idempotency records past their 24 h replay window are deleted.
-const IDEMPOTENCY_PURGE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// The scheduled cleanup of idempotency records (API.md §1.6). Expired records are already
-/// ignored when a key is claimed; this only keeps the table small.
-async fn purge_idempotency_records_every(control_plane: ControlPlane, period: std::time::Duration) {
-    let mut ticks = tokio::time::interval(period);
-    loop {
-        ticks.tick().await;
-        match control_plane.purge_idempotency_records().await {
+        match job().await {
             Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "expired idempotency records deleted"),
-            Err(error) => tracing::warn!(%error, "could not delete expired idempotency records"),
+            Ok(done) => tracing::info!(done, "{what}"),
+            Err(error) => tracing::warn!(%error, "{what} failed; will retry"),
         }
     }
 }
@@ -172,17 +170,36 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let usage = tokio::spawn(flush_key_usage_every(
+        let (cp1, cp2, cp3) = (
             self.control_plane.clone(),
-            KEY_USAGE_FLUSH,
-        ));
-        let cleanup = tokio::spawn(purge_idempotency_records_every(
             self.control_plane.clone(),
-            IDEMPOTENCY_PURGE,
-        ));
+            self.control_plane.clone(),
+        );
+        let workers = [
+            tokio::spawn(every(
+                KEY_USAGE_FLUSH,
+                "recorded the last uses of API keys",
+                async move || cp1.flush_key_usage().await,
+            )),
+            tokio::spawn(every(
+                IDEMPOTENCY_PURGE,
+                "deleted expired idempotency records",
+                async move || {
+                    cp2.purge_idempotency_records()
+                        .await
+                        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                },
+            )),
+            tokio::spawn(every(
+                RESERVATION_EXPIRY,
+                "released expired reservations",
+                async move || cp3.expire_reservations().await,
+            )),
+        ];
         let served = self.server.await;
-        usage.abort();
-        cleanup.abort();
+        for worker in workers {
+            worker.abort();
+        }
         // The last batch of `lastUsedAt` instants, so a clean stop loses none.
         if let Err(error) = self.control_plane.flush_key_usage().await {
             tracing::warn!(%error, "could not record the last uses of API keys at shutdown");

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
-use domain::credits::LedgerEvent;
-use domain::use_cases::{AllocationReport, CreditsView, NewAllocation};
+use domain::credits::{LedgerEvent, Reservation, ReservationStatus};
+use domain::use_cases::{AllocationReport, CreditsView, NewAllocation, NewReservation};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -138,4 +138,64 @@ impl From<&LedgerEvent> for LedgerEventDto {
 pub struct LedgerList {
     pub items: Vec<LedgerEventDto>,
     pub next_cursor: Option<String>,
+}
+
+/// A reservation (API.md §6.4).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationDto {
+    #[schema(example = "rsv_5b0e6a4e-3c1f-4f6b-9a53-7d2f1c0e8b11")]
+    pub id: String,
+    pub organization_id: String,
+    pub credits: u64,
+    /// held, settled, released or expired.
+    pub status: &'static str,
+    /// What a settle spent; `null` unless settled.
+    pub settled_credits: Option<u64>,
+    pub expires_at: String,
+    pub created_at: String,
+}
+
+impl From<&Reservation> for ReservationDto {
+    fn from(r: &Reservation) -> Self {
+        Self {
+            id: r.id.to_string(),
+            organization_id: r.organization_id.to_string(),
+            credits: r.credits,
+            status: r.status.as_str(),
+            settled_credits: match r.status {
+                ReservationStatus::Settled { credits, .. } => Some(credits),
+                _ => None,
+            },
+            expires_at: wire_time::other(r.expires_at),
+            created_at: wire_time::other(r.created_at),
+        }
+    }
+}
+
+/// `POST /v1/credits/reservations`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveBody {
+    /// An integer > 0.
+    pub credits: i64,
+    /// At most 500 characters.
+    pub description: Option<String>,
+}
+
+impl From<ReserveBody> for NewReservation {
+    fn from(body: ReserveBody) -> Self {
+        Self {
+            credits: body.credits,
+            description: body.description,
+        }
+    }
+}
+
+/// `POST /v1/credits/reservations/:reservationId/settle`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettleBody {
+    /// What the work spent: 0 to the reserved credits.
+    pub credits: i64,
 }

@@ -11,7 +11,10 @@ pub use api_keys::{
     ApiKeyDto, ApiKeyList, CreateApiKeyBody, DeletedApiKeyDto, KilledApiKeyDto, MintedApiKeyDto,
     RotatedApiKeyDto,
 };
-pub use credits::{AllocateBody, AllocationDto, CreditsDto, LedgerEventDto, LedgerList};
+pub use credits::{
+    AllocateBody, AllocationDto, CreditsDto, LedgerEventDto, LedgerList, ReservationDto,
+    ReserveBody, SettleBody,
+};
 pub use errors::{ErrorBody, ErrorEnvelope, FieldErrorDto};
 pub use organizations::{
     ArchivedOrganizationDto, CreateOrganizationBody, CreditConfigDto, OrganizationDto,

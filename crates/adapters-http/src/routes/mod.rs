@@ -5,6 +5,7 @@ mod api_keys;
 mod credits;
 mod operations;
 mod organizations;
+mod reservations;
 mod whoami;
 
 use std::future::{ready, Ready};
@@ -31,6 +32,9 @@ pub(crate) use operations::{__path_healthz, __path_metrics, __path_readyz};
 pub(crate) use organizations::{
     __path_archive, __path_create, __path_get, __path_list, __path_resume, __path_suspend,
     __path_update,
+};
+pub(crate) use reservations::{
+    __path_get_reservation, __path_release, __path_reserve, __path_settle,
 };
 pub(crate) use whoami::__path_whoami;
 
@@ -82,6 +86,22 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
             .service(resource("/v1/credits", "GET").route(web::get().to(credits::own_credits)))
             .service(
                 resource("/v1/credits/events", "GET").route(web::get().to(credits::own_ledger)),
+            )
+            .service(
+                resource("/v1/credits/reservations", "POST")
+                    .route(web::post().to(reservations::reserve)),
+            )
+            .service(
+                resource("/v1/credits/reservations/{reservationId}", "GET")
+                    .route(web::get().to(reservations::get_reservation)),
+            )
+            .service(
+                resource("/v1/credits/reservations/{reservationId}/settle", "POST")
+                    .route(web::post().to(reservations::settle)),
+            )
+            .service(
+                resource("/v1/credits/reservations/{reservationId}/release", "POST")
+                    .route(web::post().to(reservations::release)),
             )
             .service(
                 resource("/v1/organizations/{orgId}/credits", "GET")

@@ -22,4 +22,5 @@ mod pagination;
 mod processes;
 mod races;
 mod rate_limits;
+mod reservations;
 mod security_matrix;
