@@ -271,6 +271,20 @@ impl From<DomainError> for ApiError {
                 "available": available,
                 "requested": requested,
             })),
+            DomainError::MonthlyCapReached {
+                cap,
+                committed,
+                requested,
+            } => Self::new(
+                ErrorCode::BillingExhausted,
+                format!("The monthly cap of {cap} credits would be passed: {committed} spent or held this month, {requested} requested."),
+            )
+            .with_details(json!({
+                "reason": "monthly_cap",
+                "monthlyCreditCap": cap,
+                "committed": committed,
+                "requested": requested,
+            })),
             DomainError::Store(StoreError::Unavailable(cause)) => Self::new(
                 ErrorCode::Unavailable,
                 "The service is temporarily unavailable. Retry shortly.",

@@ -15,7 +15,7 @@ use crate::routes::*;
 #[openapi(
     info(title = "Partner organizations control plane", version = "1.0.0",
         description = "Child organizations per customer: create, fund, mint keys, suspend (the kill switch), resume, archive."),
-    paths(whoami, create, list, get, update, suspend, resume, archive, create_api_key, list_api_keys, delete_api_key, rotate_child_api_key, list_own_api_keys, kill_api_key, rotate_own_api_key, own_credits, child_credits, allocate, own_ledger, child_ledger, reserve, get_reservation, settle, release, healthz, readyz, metrics),
+    paths(whoami, create, list, get, update, suspend, resume, archive, create_api_key, list_api_keys, delete_api_key, rotate_child_api_key, list_own_api_keys, kill_api_key, rotate_own_api_key, own_credits, child_credits, allocate, own_ledger, child_ledger, credit_config, update_credit_config, reserve, get_reservation, settle, release, healthz, readyz, metrics),
     components(schemas(dto::ErrorEnvelope, dto::ErrorBody, dto::FieldErrorDto, dto::SummaryDto, dto::CreditConfigDto)),
     modifiers(&BearerAuth, &CommonHeaders),
     security(("bearerAuth" = [])),

@@ -11,8 +11,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use domain::api_key::{ApiKey, KeyHandle, KeyStatus, RateLimitTier, SecretHash, Supersession};
 use domain::credits::{
-    Finish, LedgerEntry, LedgerEvent, LedgerEventId, LedgerEventType, LedgerFilter, Reservation,
-    ReservationId, ReservationStatus, Wallet,
+    CreditConfig, Finish, LedgerEntry, LedgerEvent, LedgerEventId, LedgerEventType, LedgerFilter,
+    Reservation, ReservationId, ReservationStatus, Wallet,
 };
 use domain::idempotency::{
     Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope, PendingCompletion,
@@ -43,6 +43,7 @@ struct State {
     wallets: HashMap<OrganizationId, Wallet>,
     ledger: Vec<LedgerEvent>,
     reservations: HashMap<ReservationId, Reservation>,
+    credit_configs: HashMap<OrganizationId, CreditConfig>,
 }
 
 /// An idempotency record: a claim in flight, or the final response.
@@ -92,6 +93,20 @@ fn page<'a, T: Clone + 'a>(
 }
 
 impl State {
+    /// Credits the organization spent (`usage` events) in `[start, end)`.
+    fn spent_between(&self, organization: OrganizationId, start: Timestamp, end: Timestamp) -> u64 {
+        self.ledger
+            .iter()
+            .filter(|e| {
+                e.entry.organization_id == organization
+                    && e.entry.event_type == LedgerEventType::Usage
+                    && e.entry.created_at >= start
+                    && e.entry.created_at < end
+            })
+            .map(|e| e.entry.credits.unsigned_abs())
+            .sum()
+    }
+
     fn wallet(&self, id: OrganizationId) -> Wallet {
         self.wallets
             .get(&id)
@@ -608,6 +623,7 @@ impl CreditStore for MemoryStore {
     async fn reserve(
         &self,
         reservation: Reservation,
+        month: (Timestamp, Timestamp),
         done: Option<Completion>,
     ) -> Result<Reserve, StoreError> {
         let mut state = self.state();
@@ -631,12 +647,45 @@ impl CreditStore for MemoryStore {
                 available: wallet.available(),
             });
         }
+        let config = state
+            .credit_configs
+            .get(&reservation.organization_id)
+            .copied()
+            .unwrap_or_default();
+        if let Some(cap) = config.monthly_credit_cap {
+            let committed = state.spent_between(reservation.organization_id, month.0, month.1)
+                + wallet.reserved;
+            if committed + reservation.credits > cap {
+                return Ok(Reserve::MonthlyCap { cap, committed });
+            }
+        }
         state.check_claim(done.as_ref().map(|d| &d.claim))?;
         wallet.reserved += reservation.credits;
         state.wallets.insert(wallet.organization_id, wallet);
         state.reservations.insert(reservation.id, reservation);
         state.write_completion(done);
         Ok(Reserve::Held)
+    }
+
+    async fn credit_config(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<CreditConfig, StoreError> {
+        Ok(self
+            .state()
+            .credit_configs
+            .get(&organization)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn set_credit_config(
+        &self,
+        organization: OrganizationId,
+        config: CreditConfig,
+    ) -> Result<(), StoreError> {
+        self.state().credit_configs.insert(organization, config);
+        Ok(())
     }
 
     async fn find_reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
@@ -725,17 +774,6 @@ impl CreditStore for MemoryStore {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<u64, StoreError> {
-        let state = self.state();
-        Ok(state
-            .ledger
-            .iter()
-            .filter(|e| {
-                e.entry.organization_id == organization
-                    && e.entry.event_type == LedgerEventType::Usage
-                    && e.entry.created_at >= start
-                    && e.entry.created_at < end
-            })
-            .map(|e| e.entry.credits.unsigned_abs())
-            .sum())
+        Ok(self.state().spent_between(organization, start, end))
     }
 }

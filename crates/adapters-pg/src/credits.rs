@@ -11,8 +11,8 @@ use diesel::prelude::{
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::credits::{
-    Finish, LedgerEntry, LedgerEvent, LedgerEventId, LedgerEventType, LedgerFilter, Reservation,
-    ReservationId, ReservationStatus, TransferId, Wallet,
+    CreditConfig, Finish, LedgerEntry, LedgerEvent, LedgerEventId, LedgerEventType, LedgerFilter,
+    Reservation, ReservationId, ReservationStatus, TransferId, Wallet,
 };
 use domain::idempotency::{Completion, PendingCompletion};
 use domain::organization::Metadata;
@@ -355,6 +355,7 @@ impl CreditStore for PgStore {
     async fn reserve(
         &self,
         reservation: Reservation,
+        month: (Timestamp, Timestamp),
         done: Option<Completion>,
     ) -> Result<Reserve, StoreError> {
         let row = ReservationRow::from_domain(&reservation);
@@ -383,6 +384,21 @@ impl CreditStore for PgStore {
             if available < reservation.credits {
                 return Ok(Reserve::InsufficientFunds { available });
             }
+            let cap: Option<i64> = wallets::table
+                .find(organization)
+                .select(wallets::monthly_credit_cap)
+                .first(conn)
+                .await?;
+            if let Some(cap) = cap {
+                let spent = spent_between(conn, organization, month.0, month.1).await?;
+                let committed = spent + reserved;
+                if committed + row.credits > cap {
+                    return Ok(Reserve::MonthlyCap {
+                        cap: u64::try_from(cap).unwrap_or(0),
+                        committed: u64::try_from(committed).unwrap_or(0),
+                    });
+                }
+            }
             diesel::update(wallets::table.find(organization))
                 .set(wallets::reserved.eq(wallets::reserved + row.credits))
                 .execute(conn)
@@ -396,6 +412,63 @@ impl CreditStore for PgStore {
         })
         .await
         .map_err(from_effect_transaction)
+    }
+
+    async fn credit_config(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<CreditConfig, StoreError> {
+        let mut conn = self.conn().await?;
+        let row: Option<(Option<i64>, Option<i64>, Option<i64>, bool)> = wallets::table
+            .find(organization.as_uuid())
+            .select((
+                wallets::monthly_credit_cap,
+                wallets::refill_threshold,
+                wallets::refill_amount,
+                wallets::auto_refill_enabled,
+            ))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        let Some((cap, threshold, amount, enabled)) = row else {
+            return Ok(CreditConfig::default());
+        };
+        let credits = |n: Option<i64>| {
+            n.map(|n| u64::try_from(n).map_err(|_| corrupt("credit config", n)))
+                .transpose()
+        };
+        Ok(CreditConfig {
+            monthly_credit_cap: credits(cap)?,
+            refill_threshold: credits(threshold)?,
+            refill_amount: credits(amount)?,
+            auto_refill_enabled: enabled,
+        })
+    }
+
+    async fn set_credit_config(
+        &self,
+        organization: OrganizationId,
+        config: CreditConfig,
+    ) -> Result<(), StoreError> {
+        let id = organization.as_uuid();
+        let signed = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            lock_wallets(conn, &[id]).await?;
+            diesel::update(wallets::table.find(id))
+                .set((
+                    wallets::monthly_credit_cap.eq(signed(config.monthly_credit_cap)),
+                    wallets::refill_threshold.eq(signed(config.refill_threshold)),
+                    wallets::refill_amount.eq(signed(config.refill_amount)),
+                    wallets::auto_refill_enabled.eq(config.auto_refill_enabled),
+                ))
+                .execute(conn)
+                .await
+                .map(drop)
+        })
+        .await
+        .map_err(from_diesel)
     }
 
     async fn find_reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
@@ -538,19 +611,30 @@ impl CreditStore for PgStore {
         end: Timestamp,
     ) -> Result<u64, StoreError> {
         let mut conn = self.conn().await?;
-        let spent: Vec<Spent> = diesel::sql_query(
-            "SELECT COALESCE(SUM(-credits), 0)::bigint AS spent FROM ledger_events \
-             WHERE organization_id = $1 AND event_type = 'usage' AND created_at >= $2 AND created_at < $3",
-        )
-        .bind::<diesel::sql_types::Uuid, _>(organization.as_uuid())
-        .bind::<diesel::sql_types::Timestamptz, _>(start.as_offset_datetime())
-        .bind::<diesel::sql_types::Timestamptz, _>(end.as_offset_datetime())
-        .load(&mut conn)
-        .await
-        .map_err(from_diesel)?;
-        let spent = spent.first().map_or(0, |s| s.spent);
+        let spent = spent_between(&mut conn, organization.as_uuid(), start, end)
+            .await
+            .map_err(from_diesel)?;
         u64::try_from(spent).map_err(|_| corrupt("credits spent", spent))
     }
+}
+
+/// Credits the organization spent (`usage` events) in `[start, end)`.
+async fn spent_between(
+    conn: &mut AsyncPgConnection,
+    organization: Uuid,
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<i64, diesel::result::Error> {
+    let spent: Vec<Spent> = diesel::sql_query(
+        "SELECT COALESCE(SUM(-credits), 0)::bigint AS spent FROM ledger_events \
+         WHERE organization_id = $1 AND event_type = 'usage' AND created_at >= $2 AND created_at < $3",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(organization)
+    .bind::<diesel::sql_types::Timestamptz, _>(start.as_offset_datetime())
+    .bind::<diesel::sql_types::Timestamptz, _>(end.as_offset_datetime())
+    .load(conn)
+    .await?;
+    Ok(spent.first().map_or(0, |s| s.spent))
 }
 
 #[derive(diesel::QueryableByName)]

@@ -57,6 +57,10 @@ diesel::table! {
         organization_id -> Uuid,
         balance -> Int8,
         reserved -> Int8,
+        monthly_credit_cap -> Nullable<Int8>,
+        refill_threshold -> Nullable<Int8>,
+        refill_amount -> Nullable<Int8>,
+        auto_refill_enabled -> Bool,
     }
 }
 

@@ -31,6 +31,15 @@ pub enum DomainError {
     /// The paying wallet's available balance is too small (`402 BILLING_EXHAUSTED`).
     #[error("not enough credits: {available} available, {requested} requested")]
     InsufficientCredits { available: u64, requested: u64 },
+    /// The organization's monthly cap would be passed (`402 BILLING_EXHAUSTED`).
+    #[error(
+        "monthly cap of {cap} credits reached: {committed} spent or held, {requested} requested"
+    )]
+    MonthlyCapReached {
+        cap: u64,
+        committed: u64,
+        requested: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

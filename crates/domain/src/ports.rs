@@ -13,8 +13,8 @@ use async_trait::async_trait;
 
 use crate::api_key::{ApiKey, KeyHandle, RateLimitTier, SecretHash, Supersession};
 use crate::credits::{
-    Finish, LedgerEntry, LedgerEvent, LedgerEventId, LedgerFilter, Reservation, ReservationId,
-    TransferId, Wallet,
+    CreditConfig, Finish, LedgerEntry, LedgerEvent, LedgerEventId, LedgerFilter, Reservation,
+    ReservationId, TransferId, Wallet,
 };
 use crate::idempotency::{
     Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope, PendingCompletion,
@@ -74,6 +74,11 @@ pub enum Reserve {
     },
     /// The organization or its parent is suspended (the kill switch): nothing was written.
     Suspended,
+    /// Spending `credits` more this month would pass the organization's monthly cap.
+    MonthlyCap {
+        cap: u64,
+        committed: u64,
+    },
     /// The organization is archived or missing: nothing was written.
     Closed,
 }
@@ -319,12 +324,25 @@ pub trait CreditStore: Send + Sync {
     /// Holds `reservation.credits` of its organization's available balance, in one atomic change
     /// with respect to allocations, archive and the organization's (and its parent's) status:
     /// refused while either is suspended ([`Reserve::Suspended`]) or the organization is
-    /// archived ([`Reserve::Closed`]), or when the available balance is too small.
+    /// archived ([`Reserve::Closed`]), or when the available balance is too small. With a monthly
+    /// cap set, also refused ([`Reserve::MonthlyCap`]) when what the organization spent in
+    /// `month` plus what it holds reserved plus this reservation would pass the cap.
     async fn reserve(
         &self,
         reservation: Reservation,
+        month: (Timestamp, Timestamp),
         done: Option<Completion>,
     ) -> Result<Reserve, StoreError>;
+
+    /// The organization's spend controls; all off if never set.
+    async fn credit_config(&self, organization: OrganizationId)
+        -> Result<CreditConfig, StoreError>;
+
+    async fn set_credit_config(
+        &self,
+        organization: OrganizationId,
+        config: CreditConfig,
+    ) -> Result<(), StoreError>;
 
     async fn find_reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError>;
 

@@ -161,6 +161,7 @@ macro_rules! store_contract_tests {
                 settling_spends_and_releasing_gives_back_once,
                 what_an_archived_child_releases_goes_to_its_parent,
                 due_reservations_are_the_held_ones_past_their_expiry,
+                the_monthly_cap_counts_what_was_spent_and_what_is_held,
             ;
             racing:
                 concurrent_updates_from_one_revision_apply_exactly_once,

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use domain::credits::{
-    Finish, LedgerEntry, LedgerEventId, LedgerEventType, LedgerFilter, Reservation, ReservationId,
-    ReservationStatus,
+    CreditConfig, Finish, LedgerEntry, LedgerEventId, LedgerEventType, LedgerFilter, Reservation,
+    ReservationId, ReservationStatus,
 };
 use domain::organization::Organization;
 use domain::ports::{Archive, Reserve, Write};
@@ -16,6 +16,11 @@ use uuid::Uuid;
 
 use crate::fixtures::*;
 use crate::Stores;
+
+/// The month the cases' instants fall in, as far as the cap is concerned.
+fn month() -> (domain::Timestamp, domain::Timestamp) {
+    (at(0), later())
+}
 
 fn event_id() -> LedgerEventId {
     let mut random = [0u8; 10];
@@ -87,7 +92,10 @@ pub async fn reservations_hold_credits_and_never_more_than_available(s: &Stores)
     let (_, child) = funded_child(s, 100).await;
     let held = reservation(child.id, 70, 1_000);
     assert_eq!(
-        s.credits.reserve(held.clone(), None).await.unwrap(),
+        s.credits
+            .reserve(held.clone(), month(), None)
+            .await
+            .unwrap(),
         Reserve::Held
     );
     assert_eq!(
@@ -101,7 +109,10 @@ pub async fn reservations_hold_credits_and_never_more_than_available(s: &Stores)
     );
     let too_much = reservation(child.id, 31, 1_000);
     assert_eq!(
-        s.credits.reserve(too_much.clone(), None).await.unwrap(),
+        s.credits
+            .reserve(too_much.clone(), month(), None)
+            .await
+            .unwrap(),
         Reserve::InsufficientFunds { available: 30 }
     );
     assert_eq!(s.credits.find_reservation(too_much.id).await.unwrap(), None);
@@ -119,7 +130,7 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
     );
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 1, 1_000), None)
+            .reserve(reservation(child.id, 1, 1_000), month(), None)
             .await
             .unwrap(),
         Reserve::Suspended
@@ -133,7 +144,7 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
         .unwrap();
     assert_eq!(
         s.credits
-            .reserve(reservation(other_child.id, 1, 1_000), None)
+            .reserve(reservation(other_child.id, 1, 1_000), month(), None)
             .await
             .unwrap(),
         Reserve::Suspended
@@ -148,14 +159,14 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
     ));
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 1, 1_000), None)
+            .reserve(reservation(child.id, 1, 1_000), month(), None)
             .await
             .unwrap(),
         Reserve::Closed
     );
     assert_eq!(
         s.credits
-            .reserve(reservation(organization_id(), 1, 1_000), None)
+            .reserve(reservation(organization_id(), 1, 1_000), month(), None)
             .await
             .unwrap(),
         Reserve::Closed
@@ -167,8 +178,14 @@ pub async fn settling_spends_and_releasing_gives_back_once(s: &Stores) {
     let (_, child) = funded_child(s, 100).await;
     let first = reservation(child.id, 40, 1_000);
     let second = reservation(child.id, 30, 1_000);
-    s.credits.reserve(first.clone(), None).await.unwrap();
-    s.credits.reserve(second.clone(), None).await.unwrap();
+    s.credits
+        .reserve(first.clone(), month(), None)
+        .await
+        .unwrap();
+    s.credits
+        .reserve(second.clone(), month(), None)
+        .await
+        .unwrap();
     let settled = finish(s, first.id, Finish::Settle { credits: 25 }, 50).await;
     assert_eq!(
         settled.status,
@@ -211,7 +228,10 @@ pub async fn settling_spends_and_releasing_gives_back_once(s: &Stores) {
     );
     // Settling nothing writes no usage event.
     let third = reservation(child.id, 10, 1_000);
-    s.credits.reserve(third.clone(), None).await.unwrap();
+    s.credits
+        .reserve(third.clone(), month(), None)
+        .await
+        .unwrap();
     finish(s, third.id, Finish::Settle { credits: 0 }, 80).await;
     assert_eq!(
         s.credits
@@ -238,7 +258,10 @@ pub async fn settling_spends_and_releasing_gives_back_once(s: &Stores) {
 pub async fn what_an_archived_child_releases_goes_to_its_parent(s: &Stores) {
     let (parent, child) = funded_child(s, 100).await;
     let held = reservation(child.id, 60, 1_000);
-    s.credits.reserve(held.clone(), None).await.unwrap();
+    s.credits
+        .reserve(held.clone(), month(), None)
+        .await
+        .unwrap();
     let gone = archived(&child, at(20));
     let outcome = s
         .organizations
@@ -272,7 +295,7 @@ pub async fn due_reservations_are_the_held_ones_past_their_expiry(s: &Stores) {
     let late = reservation(child.id, 10, 200);
     let finished = reservation(child.id, 10, 50);
     for r in [&early, &late, &finished] {
-        s.credits.reserve(r.clone(), None).await.unwrap();
+        s.credits.reserve(r.clone(), month(), None).await.unwrap();
     }
     finish(s, finished.id, Finish::Release, 60).await;
     assert_eq!(
@@ -302,7 +325,7 @@ pub async fn concurrent_reservations_never_overdraw(s: &Stores) {
             let r = reservation(child.id, 60, 1_000);
             tokio::spawn(async move {
                 barrier.wait().await;
-                credits.reserve(r, None).await.unwrap()
+                credits.reserve(r, month(), None).await.unwrap()
             })
         })
         .collect();
@@ -328,7 +351,7 @@ pub async fn a_suspend_racing_reservations_stops_them(s: &Stores) {
                 let r = reservation(child.id, 10, 1_000);
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    (r.id, credits.reserve(r, None).await.unwrap())
+                    (r.id, credits.reserve(r, month(), None).await.unwrap())
                 })
             })
             .collect();
@@ -344,7 +367,7 @@ pub async fn a_suspend_racing_reservations_stops_them(s: &Stores) {
         // From here on, nothing is reserved for it.
         assert_eq!(
             s.credits
-                .reserve(reservation(child.id, 1, 1_000), None)
+                .reserve(reservation(child.id, 1, 1_000), month(), None)
                 .await
                 .unwrap(),
             Reserve::Suspended,
@@ -370,4 +393,49 @@ pub async fn a_suspend_racing_reservations_stops_them(s: &Stores) {
             "round {round}"
         );
     }
+}
+
+pub async fn the_monthly_cap_counts_what_was_spent_and_what_is_held(s: &Stores) {
+    let (_, child) = funded_child(s, 1_000).await;
+    let config = CreditConfig {
+        monthly_credit_cap: Some(100),
+        ..CreditConfig::default()
+    };
+    s.credits.set_credit_config(child.id, config).await.unwrap();
+    assert_eq!(s.credits.credit_config(child.id).await.unwrap(), config);
+    let first = reservation(child.id, 60, 1_000);
+    s.credits
+        .reserve(first.clone(), month(), None)
+        .await
+        .unwrap();
+    finish(s, first.id, Finish::Settle { credits: 50 }, 20).await;
+    let held = reservation(child.id, 30, 1_000);
+    assert_eq!(
+        s.credits.reserve(held, month(), None).await.unwrap(),
+        Reserve::Held
+    );
+    let over = reservation(child.id, 21, 1_000);
+    assert_eq!(
+        s.credits.reserve(over, month(), None).await.unwrap(),
+        Reserve::MonthlyCap {
+            cap: 100,
+            committed: 80
+        }
+    );
+    // Outside the month, what was spent does not count.
+    let next_month = (later(), later().plus(time::Duration::days(30)));
+    assert_eq!(
+        s.credits
+            .reserve(reservation(child.id, 21, 1_000), next_month, None)
+            .await
+            .unwrap(),
+        Reserve::Held
+    );
+    let off = CreditConfig::default();
+    s.credits.set_credit_config(child.id, off).await.unwrap();
+    assert_eq!(s.credits.credit_config(child.id).await.unwrap(), off);
+    assert_eq!(
+        s.credits.credit_config(organization_id()).await.unwrap(),
+        off
+    );
 }

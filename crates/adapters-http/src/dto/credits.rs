@@ -199,3 +199,53 @@ pub struct SettleBody {
     /// What the work spent: 0 to the reserved credits.
     pub credits: i64,
 }
+
+/// `GET`/`PATCH /v1/organizations/:orgId/credit-config` (API.md §6.5).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditConfigView {
+    pub organization_id: String,
+    pub config: super::CreditConfigDto,
+    pub balance: u64,
+    pub available: u64,
+}
+
+impl CreditConfigView {
+    pub fn of(config: &domain::credits::CreditConfig, wallet: &domain::credits::Wallet) -> Self {
+        Self {
+            organization_id: wallet.organization_id.to_string(),
+            config: super::CreditConfigDto::from(config),
+            balance: wallet.balance,
+            available: wallet.available(),
+        }
+    }
+}
+
+/// Each value an integer or `null` (off); omitted = unchanged.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PatchCreditConfigBody {
+    #[serde(default, deserialize_with = "crate::body::nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub monthly_credit_cap: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "crate::body::nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub refill_threshold: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "crate::body::nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub refill_amount: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "crate::body::present")]
+    #[schema(value_type = Option<bool>)]
+    pub auto_refill_enabled: Option<bool>,
+}
+
+impl From<PatchCreditConfigBody> for domain::credits::CreditConfigPatch {
+    fn from(body: PatchCreditConfigBody) -> Self {
+        Self {
+            monthly_credit_cap: body.monthly_credit_cap,
+            refill_threshold: body.refill_threshold,
+            refill_amount: body.refill_amount,
+            auto_refill_enabled: body.auto_refill_enabled,
+        }
+    }
+}

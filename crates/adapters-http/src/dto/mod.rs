@@ -12,8 +12,8 @@ pub use api_keys::{
     RotatedApiKeyDto,
 };
 pub use credits::{
-    AllocateBody, AllocationDto, CreditsDto, LedgerEventDto, LedgerList, ReservationDto,
-    ReserveBody, SettleBody,
+    AllocateBody, AllocationDto, CreditConfigView, CreditsDto, LedgerEventDto, LedgerList,
+    PatchCreditConfigBody, ReservationDto, ReserveBody, SettleBody,
 };
 pub use errors::{ErrorBody, ErrorEnvelope, FieldErrorDto};
 pub use organizations::{

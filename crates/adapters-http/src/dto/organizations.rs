@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use domain::credits::CreditConfig;
 use domain::organization::{MetadataPatch, Organization};
 use domain::use_cases::{ArchiveReport, NewOrganization, OrganizationPatch, OrganizationSummary};
 use serde::{Deserialize, Serialize};
@@ -66,28 +67,33 @@ pub struct SummaryDto {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreditConfigDto {
-    pub monthly_credit_cap: Option<i64>,
-    pub refill_threshold: Option<i64>,
-    pub refill_amount: Option<i64>,
+    pub monthly_credit_cap: Option<u64>,
+    pub refill_threshold: Option<u64>,
+    pub refill_amount: Option<u64>,
     pub auto_refill_enabled: bool,
+}
+
+impl From<&CreditConfig> for CreditConfigDto {
+    fn from(config: &CreditConfig) -> Self {
+        Self {
+            monthly_credit_cap: config.monthly_credit_cap,
+            refill_threshold: config.refill_threshold,
+            refill_amount: config.refill_amount,
+            auto_refill_enabled: config.auto_refill_enabled,
+        }
+    }
 }
 
 impl From<&OrganizationSummary> for OrganizationWithSummaryDto {
     fn from(summary: &OrganizationSummary) -> Self {
         Self {
             organization: OrganizationDto::from(&summary.organization),
-            // Spend controls (API.md §6.5) are not offered yet: none is set on any organization.
             summary: SummaryDto {
                 balance: summary.wallet.balance,
                 available: summary.wallet.available(),
                 reserved_credits: summary.wallet.reserved,
                 active_api_keys: summary.active_api_keys,
-                credit_config: CreditConfigDto {
-                    monthly_credit_cap: None,
-                    refill_threshold: None,
-                    refill_amount: None,
-                    auto_refill_enabled: false,
-                },
+                credit_config: CreditConfigDto::from(&summary.credit_config),
             },
         }
     }

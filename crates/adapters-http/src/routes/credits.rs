@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::api_key::Scope;
-use domain::credits::{LedgerEvent, LedgerEventType, LedgerFilter};
+use domain::credits::{CreditConfig, LedgerEvent, LedgerEventType, LedgerFilter, Wallet};
 use domain::idempotency::IdempotencyKey;
 use domain::pagination::Page;
 use domain::use_cases::AllocationReport;
@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 
 use super::{organization_id, Caller};
 use crate::dto::{
-    AllocateBody, AllocationDto, CreditsDto, ErrorEnvelope, LedgerEventDto, LedgerList,
+    AllocateBody, AllocationDto, CreditConfigView, CreditsDto, ErrorEnvelope, LedgerEventDto,
+    LedgerList, PatchCreditConfigBody,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::query::Query;
@@ -106,6 +107,62 @@ pub async fn allocate(
                 .await?)
         },
     )
+    .await
+}
+
+/// A direct child's spend controls.
+#[utoipa::path(get, path = "/v1/organizations/{orgId}/credit-config", tag = "credits",
+    params(("orgId" = String, Path, description = "org_-prefixed or bare UUID")),
+    responses(
+        (status = 200, body = CreditConfigView),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs org:admin", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: no such org, or not a direct child", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed orgId", body = ErrorEnvelope),
+        (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
+pub async fn credit_config(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::OrgAdmin)?;
+    let id = organization_id(&path)?;
+    let (config, wallet) = state.control_plane.credit_config(&caller.0, id).await?;
+    Ok(HttpResponse::Ok().json(CreditConfigView::of(&config, &wallet)))
+}
+
+/// Change a direct child's spend controls: a number sets a value, `null` turns it off, an
+/// omitted field stays. `refillThreshold` and `refillAmount` go together.
+#[utoipa::path(patch, path = "/v1/organizations/{orgId}/credit-config", tag = "credits", request_body = PatchCreditConfigBody,
+    params(("orgId" = String, Path, description = "org_-prefixed or bare UUID")),
+    responses(
+        (status = 200, body = CreditConfigView),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs org:admin", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: no such org, or not a direct child", body = ErrorEnvelope),
+        (status = 409, description = "CONFLICT: the org is archived", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: a value, or refillThreshold without refillAmount", body = ErrorEnvelope),
+        (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
+pub async fn update_credit_config(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::OrgAdmin)?;
+    let id = organization_id(&path)?;
+    let bytes = body::read(&request, payload).await?;
+    let render = |(config, wallet): &(CreditConfig, Wallet)| {
+        idempotent::render(StatusCode::OK, &CreditConfigView::of(config, wallet))
+    };
+    idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
+        let patch: PatchCreditConfigBody = body::json(&bytes)?;
+        Ok(state
+            .control_plane
+            .update_credit_config(&caller.0, id, patch.into())
+            .await?)
+    })
     .await
 }
 

@@ -25,8 +25,8 @@ pub(crate) use api_keys::{
     __path_list_own_api_keys, __path_rotate_child_api_key, __path_rotate_own_api_key,
 };
 pub(crate) use credits::{
-    __path_allocate, __path_child_credits, __path_child_ledger, __path_own_credits,
-    __path_own_ledger,
+    __path_allocate, __path_child_credits, __path_child_ledger, __path_credit_config,
+    __path_own_credits, __path_own_ledger, __path_update_credit_config,
 };
 pub(crate) use operations::{__path_healthz, __path_metrics, __path_readyz};
 pub(crate) use organizations::{
@@ -86,6 +86,11 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
             .service(resource("/v1/credits", "GET").route(web::get().to(credits::own_credits)))
             .service(
                 resource("/v1/credits/events", "GET").route(web::get().to(credits::own_ledger)),
+            )
+            .service(
+                resource("/v1/organizations/{orgId}/credit-config", "GET, PATCH")
+                    .route(web::get().to(credits::credit_config))
+                    .route(web::patch().to(credits::update_credit_config)),
             )
             .service(
                 resource("/v1/credits/reservations", "POST")

@@ -321,3 +321,207 @@ pub enum Finish {
     Release,
     Expire,
 }
+
+/// Spend controls of an organization (API.md §6.5): all off by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CreditConfig {
+    /// Most credits it may spend (and hold reserved) in a calendar month.
+    pub monthly_credit_cap: Option<u64>,
+    /// When `available` drops below this, `refill_amount` moves from the parent.
+    pub refill_threshold: Option<u64>,
+    pub refill_amount: Option<u64>,
+    pub auto_refill_enabled: bool,
+}
+
+impl CreditConfig {
+    /// The refill to make for a wallet, if auto-refill is on and `available` is below threshold.
+    pub fn refill_for(&self, wallet: &Wallet) -> Option<u64> {
+        match (
+            self.auto_refill_enabled,
+            self.refill_threshold,
+            self.refill_amount,
+        ) {
+            (true, Some(threshold), Some(amount))
+                if wallet.available() < threshold && amount > 0 =>
+            {
+                Some(amount)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A change to spend controls: `None` leaves a value, `Some(None)` turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CreditConfigPatch {
+    pub monthly_credit_cap: Option<Option<i64>>,
+    pub refill_threshold: Option<Option<i64>>,
+    pub refill_amount: Option<Option<i64>>,
+    pub auto_refill_enabled: Option<bool>,
+}
+
+impl CreditConfig {
+    /// The config after `patch`, validated: numbers are whole and non-negative (an amount
+    /// positive), threshold and amount are set together, and auto-refill needs both.
+    pub fn patched(&self, patch: CreditConfigPatch) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut value =
+            |field: &str, sent: Option<Option<i64>>, current: Option<u64>, min: i64| match sent {
+                None => current,
+                Some(None) => None,
+                Some(Some(n))
+                    if n >= min && n <= i64::try_from(Credits::MAX).unwrap_or(i64::MAX) =>
+                {
+                    u64::try_from(n).ok()
+                }
+                Some(Some(_)) => {
+                    errors.push(FieldError::new(
+                        field,
+                        format!("must be null or an integer from {min} to {}", Credits::MAX),
+                    ));
+                    current
+                }
+            };
+        let monthly_credit_cap = value(
+            "monthlyCreditCap",
+            patch.monthly_credit_cap,
+            self.monthly_credit_cap,
+            0,
+        );
+        let refill_threshold = value(
+            "refillThreshold",
+            patch.refill_threshold,
+            self.refill_threshold,
+            0,
+        );
+        let refill_amount = value("refillAmount", patch.refill_amount, self.refill_amount, 1);
+        if refill_threshold.is_some() != refill_amount.is_some() {
+            errors.push(FieldError::new(
+                "refillThreshold",
+                "and refillAmount must be both set or both null",
+            ));
+        }
+        let refill_set = refill_threshold.is_some() && refill_amount.is_some();
+        let refill_changed = patch.refill_threshold.is_some() || patch.refill_amount.is_some();
+        let auto_refill_enabled = match patch.auto_refill_enabled {
+            Some(true) if !refill_set => {
+                errors.push(FieldError::new(
+                    "autoRefillEnabled",
+                    "needs refillThreshold and refillAmount",
+                ));
+                false
+            }
+            Some(enabled) => enabled,
+            // Setting both refill values turns auto-refill on; clearing them turns it off.
+            None if refill_changed => refill_set,
+            None => self.auto_refill_enabled && refill_set,
+        };
+        if errors.is_empty() {
+            Ok(Self {
+                monthly_credit_cap,
+                refill_threshold,
+                refill_amount,
+                auto_refill_enabled,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    fn patch(
+        cap: Option<Option<i64>>,
+        threshold: Option<Option<i64>>,
+        amount: Option<Option<i64>>,
+    ) -> CreditConfigPatch {
+        CreditConfigPatch {
+            monthly_credit_cap: cap,
+            refill_threshold: threshold,
+            refill_amount: amount,
+            auto_refill_enabled: None,
+        }
+    }
+
+    #[test]
+    fn values_set_clear_and_stay() {
+        let on = CreditConfig::default()
+            .patched(patch(Some(Some(500)), Some(Some(100)), Some(Some(1_000))))
+            .unwrap();
+        assert_eq!(
+            on,
+            CreditConfig {
+                monthly_credit_cap: Some(500),
+                refill_threshold: Some(100),
+                refill_amount: Some(1_000),
+                auto_refill_enabled: true
+            }
+        );
+        let same = on.patched(CreditConfigPatch::default()).unwrap();
+        assert_eq!(same, on);
+        let off = on
+            .patched(patch(Some(None), Some(None), Some(None)))
+            .unwrap();
+        assert_eq!(off, CreditConfig::default());
+    }
+
+    #[test]
+    fn refill_values_go_together_and_numbers_are_bounded() {
+        assert!(CreditConfig::default()
+            .patched(patch(None, Some(Some(100)), None))
+            .is_err());
+        assert!(CreditConfig::default()
+            .patched(patch(Some(Some(-1)), None, None))
+            .is_err());
+        assert!(CreditConfig::default()
+            .patched(patch(None, Some(Some(1)), Some(Some(0))))
+            .is_err());
+        let enable_alone = CreditConfigPatch {
+            auto_refill_enabled: Some(true),
+            ..CreditConfigPatch::default()
+        };
+        assert!(CreditConfig::default().patched(enable_alone).is_err());
+    }
+
+    #[test]
+    fn a_refill_is_due_below_the_threshold_only() {
+        let config = CreditConfig {
+            refill_threshold: Some(100),
+            refill_amount: Some(500),
+            auto_refill_enabled: true,
+            ..CreditConfig::default()
+        };
+        let id = OrganizationId::from_uuid(Uuid::nil());
+        assert_eq!(
+            config.refill_for(&Wallet {
+                organization_id: id,
+                balance: 99,
+                reserved: 0
+            }),
+            Some(500)
+        );
+        assert_eq!(
+            config.refill_for(&Wallet {
+                organization_id: id,
+                balance: 100,
+                reserved: 0
+            }),
+            None
+        );
+        let off = CreditConfig {
+            auto_refill_enabled: false,
+            ..config
+        };
+        assert_eq!(
+            off.refill_for(&Wallet {
+                organization_id: id,
+                balance: 0,
+                reserved: 0
+            }),
+            None
+        );
+    }
+}

@@ -7,8 +7,9 @@ use super::organizations::state_conflict;
 use super::ControlPlane;
 use crate::api_key::Scope;
 use crate::credits::{
-    month_of, Credits, Direction, Finish, LedgerEntry, LedgerEvent, LedgerEventType, LedgerFilter,
-    Reservation, ReservationId, ReservationStatus, TransferId, Wallet, RESERVATION_TTL,
+    month_of, CreditConfig, CreditConfigPatch, Credits, Direction, Finish, LedgerEntry,
+    LedgerEvent, LedgerEventType, LedgerFilter, Reservation, ReservationId, ReservationStatus,
+    TransferId, Wallet, RESERVATION_TTL,
 };
 use crate::error::ConflictSubject;
 use crate::error::Resource;
@@ -301,13 +302,22 @@ impl ControlPlane {
             created_at: now,
         };
         let done = idempotency.map(|i| i.complete(&reservation, now));
-        match self
+        let month = month_of(now);
+        let outcome = self
             .ports
             .credits
-            .reserve(reservation.clone(), done)
-            .await?
-        {
-            Reserve::Held => Ok(reservation),
+            .reserve(reservation.clone(), month, done)
+            .await?;
+        match outcome {
+            Reserve::Held => {
+                self.refill_if_due(organization).await?;
+                Ok(reservation)
+            }
+            Reserve::MonthlyCap { cap, committed } => Err(DomainError::MonthlyCapReached {
+                cap,
+                committed,
+                requested: credits.get(),
+            }),
             Reserve::InsufficientFunds { available } => Err(DomainError::InsufficientCredits {
                 available,
                 requested: credits.get(),
@@ -323,6 +333,77 @@ impl ControlPlane {
                 ))
             }
         }
+    }
+
+    /// Auto-refill (API.md §6.5): when the organization's available balance is below its refill
+    /// threshold, its refill amount moves from its parent, if the parent has it.
+    async fn refill_if_due(&self, organization: &Organization) -> Result<(), DomainError> {
+        let Some(parent) = organization.parent_id else {
+            return Ok(());
+        };
+        let config = self.ports.credits.credit_config(organization.id).await?;
+        let wallet = self.ports.credits.wallet(organization.id).await?;
+        let Some(amount) = config.refill_for(&wallet) else {
+            return Ok(());
+        };
+        let Ok(credits) = Credits::new(i64::try_from(amount).unwrap_or(i64::MAX), "refillAmount")
+        else {
+            return Ok(());
+        };
+        let now = self.ports.clock.now();
+        let transfer_id = TransferId::from_uuid(self.new_uuid());
+        let entry = |organization_id, direction| LedgerEntry {
+            id: self.new_ledger_event_id(now),
+            organization_id,
+            event_type: LedgerEventType::Allocation,
+            credits: credits.signed(direction),
+            transfer_id: Some(transfer_id),
+            description: Some("auto-refill".to_owned()),
+            metadata: Metadata::default(),
+            created_at: now,
+        };
+        // A parent without the credits, or a child archived meanwhile, simply gets no refill.
+        self.ports
+            .credits
+            .allocate(
+                entry(parent, Direction::Out),
+                entry(organization.id, Direction::In),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A direct child's spend controls (`org:admin`).
+    pub async fn credit_config(
+        &self,
+        principal: &Principal,
+        id: OrganizationId,
+    ) -> Result<(CreditConfig, Wallet), DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        let child = self.load_child(principal, id).await?;
+        let config = self.ports.credits.credit_config(child.id).await?;
+        Ok((config, self.ports.credits.wallet(child.id).await?))
+    }
+
+    /// Changes a direct child's spend controls (`org:admin`); archived children refuse writes.
+    pub async fn update_credit_config(
+        &self,
+        principal: &Principal,
+        id: OrganizationId,
+        patch: CreditConfigPatch,
+    ) -> Result<(CreditConfig, Wallet), DomainError> {
+        policy::require_scope(principal, Scope::OrgAdmin)?;
+        let current = self.ports.credits.credit_config(id).await;
+        let child = self.load_child(principal, id).await?;
+        let config = current?.patched(patch).map_err(DomainError::Validation)?;
+        policy::ensure_writable(&child)?;
+        self.ports
+            .credits
+            .set_credit_config(child.id, config)
+            .await?;
+        self.refill_if_due(&child).await?;
+        Ok((config, self.ports.credits.wallet(child.id).await?))
     }
 
     /// One reservation of the acting organization (`credits:read`).

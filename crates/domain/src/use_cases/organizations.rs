@@ -38,6 +38,7 @@ pub struct OrganizationPatch {
 pub struct OrganizationSummary {
     pub organization: Organization,
     pub wallet: crate::credits::Wallet,
+    pub credit_config: crate::credits::CreditConfig,
     pub active_api_keys: u64,
 }
 
@@ -133,9 +134,11 @@ impl ControlPlane {
             .count_active(organization.id, now)
             .await?;
         let wallet = self.ports.credits.wallet(organization.id).await?;
+        let credit_config = self.ports.credits.credit_config(organization.id).await?;
         Ok(OrganizationSummary {
             organization,
             wallet,
+            credit_config,
             active_api_keys,
         })
     }

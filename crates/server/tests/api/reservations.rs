@@ -11,6 +11,7 @@ store_tests!(
     nothing_is_reserved_while_suspended_or_archived,
     a_reservation_beyond_the_available_balance_is_402,
     unsettled_reservations_expire,
+    spend_controls_cap_and_refill,
 );
 
 /// A child funded with `credits`, and a key of it that meters work.
@@ -224,4 +225,86 @@ async fn unsettled_reservations_expire(app: TestApp) {
         .await;
     assert_eq!(expired.assert_ok(200)["status"], "expired");
     assert_eq!(wallet(&app, &key).await["available"], 100);
+}
+
+async fn spend_controls_cap_and_refill(app: TestApp) {
+    let (child, key) = metered_child(&app, 200).await;
+    app.grant(&app.admin_org, 1_000).await;
+    let path = format!("/v1/organizations/{child}/credit-config");
+    let initial = app.get(&path, &app.admin_key).await;
+    assert_eq!(
+        initial.assert_ok(200),
+        &json!({"organizationId": child, "config": {"monthlyCreditCap": null, "refillThreshold": null, "refillAmount": null, "autoRefillEnabled": false}, "balance": 200, "available": 200})
+    );
+    let refused = app
+        .patch(&path, &app.admin_key, json!({"refillThreshold": 100}))
+        .await;
+    assert_eq!(
+        refused.assert_error(422, "VALIDATION")["fields"][0]["field"],
+        "refillThreshold"
+    );
+    app.patch(&path, &app.admin_key, json!({"monthlyCreditCap": -1}))
+        .await
+        .assert_error(422, "VALIDATION");
+
+    let capped = app
+        .patch(&path, &app.admin_key, json!({"monthlyCreditCap": 120}))
+        .await;
+    assert_eq!(capped.assert_ok(200)["config"]["monthlyCreditCap"], 120);
+    reserve(&app, &key, 100).await.assert_ok(201);
+    let over = reserve(&app, &key, 21).await;
+    assert_eq!(
+        over.assert_error(402, "BILLING_EXHAUSTED")["reason"],
+        "monthly_cap"
+    );
+    let summary = app
+        .get(&format!("/v1/organizations/{child}"), &app.admin_key)
+        .await;
+    assert_eq!(
+        summary.assert_ok(200)["summary"]["creditConfig"]["monthlyCreditCap"],
+        120
+    );
+
+    // Auto-refill: available 100 now; below 150, 500 come from the parent.
+    let refill = app
+        .patch(
+            &path,
+            &app.admin_key,
+            json!({"monthlyCreditCap": null, "refillThreshold": 150, "refillAmount": 500}),
+        )
+        .await;
+    let config = refill.assert_ok(200)["config"].clone();
+    assert_eq!(
+        config,
+        json!({"monthlyCreditCap": null, "refillThreshold": 150, "refillAmount": 500, "autoRefillEnabled": true})
+    );
+    assert_eq!(
+        refill.body["available"], 600,
+        "refilled as soon as the threshold was set under"
+    );
+    let events = app
+        .get(
+            &format!("/v1/organizations/{child}/credits/events?eventType=allocation"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(events.assert_ok(200)["items"][0]["credits"], 500);
+    reserve(&app, &key, 460).await.assert_ok(201);
+    assert_eq!(
+        wallet(&app, &key).await["available"],
+        640,
+        "140 left, below 150: refilled again"
+    );
+    let parent = app.get("/v1/credits", &app.admin_key).await;
+    assert_eq!(
+        parent.assert_ok(200)["balance"],
+        0,
+        "the parent's 1,000 went in two refills"
+    );
+    reserve(&app, &key, 600).await.assert_ok(201);
+    assert_eq!(
+        wallet(&app, &key).await["available"],
+        40,
+        "the parent has nothing left: no refill"
+    );
 }

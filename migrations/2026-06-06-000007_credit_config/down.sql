@@ -1,0 +1,9 @@
+ALTER TABLE wallets
+    DROP CONSTRAINT wallets_auto_refill_needs_values,
+    DROP CONSTRAINT wallets_refill_values,
+    DROP CONSTRAINT wallets_refill_together,
+    DROP CONSTRAINT wallets_cap_not_negative,
+    DROP COLUMN auto_refill_enabled,
+    DROP COLUMN refill_amount,
+    DROP COLUMN refill_threshold,
+    DROP COLUMN monthly_credit_cap;
