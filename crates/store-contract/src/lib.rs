@@ -162,6 +162,7 @@ macro_rules! store_contract_tests {
                 what_an_archived_child_releases_goes_to_its_parent,
                 due_reservations_are_the_held_ones_past_their_expiry,
                 the_monthly_cap_counts_what_was_spent_and_what_is_held,
+                reservations_resume_after_resume,
             ;
             racing:
                 concurrent_updates_from_one_revision_apply_exactly_once,
@@ -175,6 +176,7 @@ macro_rules! store_contract_tests {
                 credits_archive_racing_allocations_conserves_credits,
                 concurrent_reservations_never_overdraw,
                 a_suspend_racing_reservations_stops_them,
+                an_archive_racing_reservations_and_allocations_conserves_credits,
             ;
         }
     };

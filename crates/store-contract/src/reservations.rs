@@ -439,3 +439,188 @@ pub async fn the_monthly_cap_counts_what_was_spent_and_what_is_held(s: &Stores) 
         off
     );
 }
+
+/// Allocations, reservations, settlements and releases racing an archive of the child: what the
+/// parent got back plus what stays reserved equals what the child held; every ledger sums to its
+/// balance; nothing is created or lost.
+pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s: &Stores) {
+    for round in 0..5 {
+        let (parent, child) = funded_child(s, 500).await;
+        // The parent keeps 500 more to allocate during the race.
+        s.credits
+            .grant(LedgerEntry {
+                id: event_id(),
+                organization_id: parent.id,
+                event_type: LedgerEventType::Grant,
+                credits: 500,
+                transfer_id: None,
+                description: None,
+                metadata: Default::default(),
+                created_at: at(3),
+            })
+            .await
+            .unwrap();
+        let settled_before = reservation(child.id, 100, 1_000);
+        s.credits
+            .reserve(settled_before.clone(), month(), None)
+            .await
+            .unwrap();
+        let barrier = Arc::new(Barrier::new(13));
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let (credits, barrier) = (s.credits.clone(), barrier.clone());
+            let r = reservation(child.id, 40, 1_000);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let held = credits
+                    .reserve(r.clone(), (at(0), later()), None)
+                    .await
+                    .unwrap()
+                    == Reserve::Held;
+                if held && i % 2 == 0 {
+                    credits
+                        .finish_reservation(
+                            r.id,
+                            Finish::Settle { credits: 15 },
+                            at(200),
+                            event_id(),
+                            reclaim(),
+                        )
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for _ in 0..5 {
+            let (credits, barrier) = (s.credits.clone(), barrier.clone());
+            let (parent, child) = (parent.id, child.id);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let transfer = Some(domain::credits::TransferId::from_uuid(Uuid::new_v4()));
+                let entry = |org, credits| LedgerEntry {
+                    id: event_id(),
+                    organization_id: org,
+                    event_type: LedgerEventType::Allocation,
+                    credits,
+                    transfer_id: transfer,
+                    description: None,
+                    metadata: Default::default(),
+                    created_at: at(150),
+                };
+                credits
+                    .allocate(entry(parent, -50), entry(child, 50), None)
+                    .await
+                    .unwrap();
+            }));
+        }
+        {
+            let (credits, barrier, id) = (s.credits.clone(), barrier.clone(), settled_before.id);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                credits
+                    .finish_reservation(
+                        id,
+                        Finish::Settle { credits: 30 },
+                        at(210),
+                        event_id(),
+                        reclaim(),
+                    )
+                    .await
+                    .unwrap();
+            }));
+        }
+        let archive = {
+            let (organizations, barrier) = (s.organizations.clone(), barrier.clone());
+            let (gone, expected) = (archived(&child, at(180)), child.revision);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                organizations
+                    .archive(&gone, expected, reclaim())
+                    .await
+                    .unwrap()
+            })
+        };
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let Archive::Applied { .. } = archive.await.unwrap() else {
+            panic!("round {round}: the only archive was stale");
+        };
+        let (parent_wallet, child_wallet) = (
+            s.credits.wallet(parent.id).await.unwrap(),
+            s.credits.wallet(child.id).await.unwrap(),
+        );
+        assert_eq!(
+            sum_of_ledger(s, parent.id).await,
+            i64::try_from(parent_wallet.balance).unwrap(),
+            "round {round}"
+        );
+        assert_eq!(
+            sum_of_ledger(s, child.id).await,
+            i64::try_from(child_wallet.balance).unwrap(),
+            "round {round}"
+        );
+        // After the archive the child holds only what is still reserved.
+        assert_eq!(
+            child_wallet.balance, child_wallet.reserved,
+            "round {round}: {child_wallet:?}"
+        );
+        let spent = s
+            .credits
+            .usage_between(child.id, at(0), later())
+            .await
+            .unwrap();
+        assert_eq!(
+            parent_wallet.balance + child_wallet.balance + spent,
+            1_000,
+            "round {round}: credits conserved"
+        );
+        // Releasing what is still held sends it to the parent.
+        for id in s.credits.due_reservations(later(), 100).await.unwrap() {
+            finish(s, id, Finish::Release, 300).await;
+        }
+        let (parent_after, child_after) = (
+            s.credits.wallet(parent.id).await.unwrap(),
+            s.credits.wallet(child.id).await.unwrap(),
+        );
+        assert_eq!(
+            (child_after.balance, child_after.reserved),
+            (0, 0),
+            "round {round}"
+        );
+        assert_eq!(parent_after.balance + spent, 1_000, "round {round}");
+    }
+}
+
+/// After a resume, reservations are held again.
+pub async fn reservations_resume_after_resume(s: &Stores) {
+    let (_, child) = funded_child(s, 100).await;
+    let paused = suspended(&child, at(10));
+    s.organizations
+        .update(&paused, child.revision, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.credits
+            .reserve(reservation(child.id, 1, 1_000), month(), None)
+            .await
+            .unwrap(),
+        Reserve::Suspended
+    );
+    let resumed = Organization {
+        status: domain::organization::OrganizationStatus::Active,
+        revision: paused.revision.next(),
+        ..paused.clone()
+    };
+    s.organizations
+        .update(&resumed, paused.revision, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.credits
+            .reserve(reservation(child.id, 1, 1_000), month(), None)
+            .await
+            .unwrap(),
+        Reserve::Held
+    );
+}
