@@ -759,10 +759,25 @@ impl CreditStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<ReservationId>, StoreError> {
         let state = self.state();
+        let suspended = |id: &OrganizationId| {
+            state
+                .organizations
+                .get(id)
+                .is_some_and(|org| org.status.kind() == StatusKind::Suspended)
+        };
+        let held_by_kill_switch = |id: &OrganizationId| {
+            suspended(id)
+                || state
+                    .organizations
+                    .get(id)
+                    .and_then(|org| org.parent_id)
+                    .is_some_and(|parent| suspended(&parent))
+        };
         let mut due: Vec<&Reservation> = state
             .reservations
             .values()
             .filter(|r| r.status == ReservationStatus::Held && r.expires_at <= now)
+            .filter(|r| !held_by_kill_switch(&r.organization_id))
             .collect();
         due.sort_by_key(|r| (r.expires_at, r.id));
         Ok(due.into_iter().take(limit).map(|r| r.id).collect())

@@ -591,17 +591,31 @@ impl CreditStore for PgStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<ReservationId>, StoreError> {
+        #[derive(diesel::QueryableByName)]
+        struct Due {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: Uuid,
+        }
         let mut conn = self.conn().await?;
-        let ids: Vec<Uuid> = reservations::table
-            .filter(reservations::status.eq("held"))
-            .filter(reservations::expires_at.le(now.as_offset_datetime()))
-            .order((reservations::expires_at.asc(), reservations::id.asc()))
-            .limit(sql_limit(limit))
-            .select(reservations::id)
-            .load(&mut conn)
-            .await
-            .map_err(from_diesel)?;
-        Ok(ids.into_iter().map(ReservationId::from_uuid).collect())
+        // Held work of a suspended organization (or child of a suspended one) is skipped here,
+        // where it is picked up: suspend and resume write one row, whatever is held.
+        let due: Vec<Due> = diesel::sql_query(
+            "SELECT r.id FROM reservations r \
+             JOIN organizations o ON o.id = r.organization_id \
+             LEFT JOIN organizations p ON p.id = o.parent_id \
+             WHERE r.status = 'held' AND r.expires_at <= $1 \
+               AND o.status <> 'suspended' AND (p.status IS NULL OR p.status <> 'suspended') \
+             ORDER BY r.expires_at, r.id LIMIT $2",
+        )
+        .bind::<diesel::sql_types::Timestamptz, _>(now.as_offset_datetime())
+        .bind::<diesel::sql_types::BigInt, _>(sql_limit(limit))
+        .load(&mut conn)
+        .await
+        .map_err(from_diesel)?;
+        Ok(due
+            .into_iter()
+            .map(|d| ReservationId::from_uuid(d.id))
+            .collect())
     }
 
     async fn usage_between(

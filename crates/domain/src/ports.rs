@@ -359,7 +359,10 @@ pub trait CreditStore: Send + Sync {
         reclaim: Reclaim,
     ) -> Result<Option<Reservation>, StoreError>;
 
-    /// Held reservations whose expiry is at or before `now`, at most `limit`, oldest first.
+    /// Held reservations whose expiry is at or before `now`, at most `limit`, oldest first —
+    /// except those of an organization that is suspended, or whose parent is: their expiry is
+    /// scheduled work, held while the kill switch is on and picked up after resume (API.md §3).
+    /// Decided here, where the work is picked up, so a suspend costs nothing per held item.
     async fn due_reservations(
         &self,
         now: Timestamp,

@@ -163,6 +163,7 @@ macro_rules! store_contract_tests {
                 due_reservations_are_the_held_ones_past_their_expiry,
                 the_monthly_cap_counts_what_was_spent_and_what_is_held,
                 reservations_resume_after_resume,
+                expiry_holds_while_suspended,
             ;
             racing:
                 concurrent_updates_from_one_revision_apply_exactly_once,

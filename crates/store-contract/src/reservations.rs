@@ -624,3 +624,38 @@ pub async fn reservations_resume_after_resume(s: &Stores) {
         Reserve::Held
     );
 }
+
+/// Expiry is scheduled work: held while the organization (or its parent) is suspended, picked up
+/// after resume.
+pub async fn expiry_holds_while_suspended(s: &Stores) {
+    let (_, child) = funded_child(s, 100).await;
+    let due = reservation(child.id, 10, 100);
+    s.credits.reserve(due.clone(), month(), None).await.unwrap();
+    let paused = suspended(&child, at(50));
+    s.organizations
+        .update(&paused, child.revision, None)
+        .await
+        .unwrap();
+    assert!(
+        s.credits
+            .due_reservations(at(200), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "held while suspended"
+    );
+    let resumed = Organization {
+        status: domain::organization::OrganizationStatus::Active,
+        revision: paused.revision.next(),
+        ..paused.clone()
+    };
+    s.organizations
+        .update(&resumed, paused.revision, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.credits.due_reservations(at(200), 10).await.unwrap(),
+        vec![due.id],
+        "picked up after resume"
+    );
+}
