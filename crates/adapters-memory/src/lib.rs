@@ -18,13 +18,14 @@ use domain::idempotency::{
     Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope, PendingCompletion,
     StoredResponse,
 };
+use domain::jobs::{Job, JobId, Lease, EXPIRE_RESERVATION};
 use domain::organization::Metadata;
 use domain::organization::{Organization, OrganizationStatus, Revision, StatusKind};
 use domain::pagination::PageRequest;
 use domain::policy::Credentials;
 use domain::ports::{
-    Allocation, ApiKeyStore, Archive, CreditStore, IdempotencyStore, KeyInsert, OrganizationStore,
-    Reclaim, Reserve, Rotation, StoreError, Write,
+    Allocation, ApiKeyStore, Archive, CreditStore, IdempotencyStore, JobQueue, KeyInsert,
+    OrganizationStore, Reclaim, Reserve, Rotation, StoreError, Write,
 };
 use domain::{ApiKeyId, OrganizationId, Timestamp};
 use uuid::Uuid;
@@ -44,6 +45,13 @@ struct State {
     ledger: Vec<LedgerEvent>,
     reservations: HashMap<ReservationId, Reservation>,
     credit_configs: HashMap<OrganizationId, CreditConfig>,
+    jobs: HashMap<JobId, Scheduled>,
+}
+
+/// A job and who holds it. Done and cancelled jobs are removed.
+struct Scheduled {
+    job: Job,
+    claim: Option<(Uuid, Timestamp)>,
 }
 
 /// An idempotency record: a claim in flight, or the final response.
@@ -320,6 +328,12 @@ impl OrganizationStore for MemoryStore {
             Some(parent) => state.sweep(org.id, parent, reclaim, at),
             None => 0,
         };
+        // Its scheduled work is cancelled, except the expiry of reservations still held: those
+        // must still end, and what they release goes to the parent (API.md §4.9).
+        state.jobs.retain(|_, scheduled| {
+            scheduled.job.organization_id != Some(org.id)
+                || scheduled.job.kind == EXPIRE_RESERVATION
+        });
         Ok(Archive::Applied {
             revoked_keys,
             reclaimed_credits,
@@ -623,6 +637,7 @@ impl CreditStore for MemoryStore {
     async fn reserve(
         &self,
         reservation: Reservation,
+        expiry: JobId,
         month: (Timestamp, Timestamp),
         done: Option<Completion>,
     ) -> Result<Reserve, StoreError> {
@@ -662,6 +677,15 @@ impl CreditStore for MemoryStore {
         state.check_claim(done.as_ref().map(|d| &d.claim))?;
         wallet.reserved += reservation.credits;
         state.wallets.insert(wallet.organization_id, wallet);
+        let job = Job {
+            id: expiry,
+            organization_id: Some(reservation.organization_id),
+            kind: EXPIRE_RESERVATION.to_owned(),
+            payload: reservation.id.to_string(),
+            run_at: reservation.expires_at,
+            attempts: 0,
+        };
+        state.jobs.insert(expiry, Scheduled { job, claim: None });
         state.reservations.insert(reservation.id, reservation);
         state.write_completion(done);
         Ok(Reserve::Held)
@@ -753,36 +777,6 @@ impl CreditStore for MemoryStore {
         Ok(Some(finished))
     }
 
-    async fn due_reservations(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<ReservationId>, StoreError> {
-        let state = self.state();
-        let suspended = |id: &OrganizationId| {
-            state
-                .organizations
-                .get(id)
-                .is_some_and(|org| org.status.kind() == StatusKind::Suspended)
-        };
-        let held_by_kill_switch = |id: &OrganizationId| {
-            suspended(id)
-                || state
-                    .organizations
-                    .get(id)
-                    .and_then(|org| org.parent_id)
-                    .is_some_and(|parent| suspended(&parent))
-        };
-        let mut due: Vec<&Reservation> = state
-            .reservations
-            .values()
-            .filter(|r| r.status == ReservationStatus::Held && r.expires_at <= now)
-            .filter(|r| !held_by_kill_switch(&r.organization_id))
-            .collect();
-        due.sort_by_key(|r| (r.expires_at, r.id));
-        Ok(due.into_iter().take(limit).map(|r| r.id).collect())
-    }
-
     async fn usage_between(
         &self,
         organization: OrganizationId,
@@ -790,5 +784,90 @@ impl CreditStore for MemoryStore {
         end: Timestamp,
     ) -> Result<u64, StoreError> {
         Ok(self.state().spent_between(organization, start, end))
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryStore {
+    async fn enqueue(&self, job: Job) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.jobs.contains_key(&job.id) {
+            return Err(StoreError::Duplicate(format!("job {}", job.id)));
+        }
+        state.jobs.insert(job.id, Scheduled { job, claim: None });
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        kinds: Vec<String>,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let mut state = self.state();
+        let suspended = |id: Option<OrganizationId>| {
+            id.and_then(|id| state.organizations.get(&id))
+                .is_some_and(|org| org.status.kind() == StatusKind::Suspended)
+        };
+        let held = |org: Option<OrganizationId>| {
+            let parent = org
+                .and_then(|id| state.organizations.get(&id))
+                .and_then(|o| o.parent_id);
+            suspended(org) || suspended(parent)
+        };
+        let mut due: Vec<(Timestamp, JobId)> = state
+            .jobs
+            .values()
+            .filter(|s| kinds.contains(&s.job.kind) && s.job.run_at <= now)
+            .filter(|s| s.claim.is_none_or(|(_, until)| until <= now))
+            .filter(|s| !held(s.job.organization_id))
+            .map(|s| (s.job.run_at, s.job.id))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        let mut leases = Vec::new();
+        for (_, id) in due {
+            let token = Uuid::new_v4();
+            if let Some(scheduled) = state.jobs.get_mut(&id) {
+                scheduled.claim = Some((token, lease_until));
+                scheduled.job.attempts += 1;
+                leases.push(Lease {
+                    job: scheduled.job.clone(),
+                    token,
+                });
+            }
+        }
+        Ok(leases)
+    }
+
+    async fn complete(&self, lease: &Lease) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let ours = state
+            .jobs
+            .get(&lease.job.id)
+            .is_some_and(|s| s.claim.is_some_and(|(token, _)| token == lease.token));
+        if ours {
+            state.jobs.remove(&lease.job.id);
+        }
+        Ok(())
+    }
+
+    async fn retry(&self, lease: &Lease, run_at: Timestamp) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(scheduled) = state.jobs.get_mut(&lease.job.id) {
+            if scheduled
+                .claim
+                .is_some_and(|(token, _)| token == lease.token)
+            {
+                scheduled.claim = None;
+                scheduled.job.run_at = run_at;
+            }
+        }
+        Ok(())
+    }
+
+    async fn pending(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        Ok(self.state().jobs.get(&id).map(|s| s.job.clone()))
     }
 }

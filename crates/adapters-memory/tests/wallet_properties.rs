@@ -122,6 +122,7 @@ impl World {
             organizations: store.clone(),
             api_keys: store.clone(),
             credits: store.clone(),
+            jobs: store.clone(),
             idempotency: store.clone(),
             clock: clock.clone(),
             random: Arc::new(Counter(AtomicU64::new(1))),
@@ -251,7 +252,7 @@ impl World {
                 .map(drop),
             Step::PassAnHour => {
                 self.clock.0.fetch_add(3_600_000_001, Ordering::SeqCst);
-                plane.expire_reservations().await.map(drop)
+                plane.run_scheduled_work().await.map(drop)
             }
         };
         if let Err(domain::DomainError::Store(error)) = result {

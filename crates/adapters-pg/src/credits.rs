@@ -15,6 +15,7 @@ use domain::credits::{
     Reservation, ReservationId, ReservationStatus, TransferId, Wallet,
 };
 use domain::idempotency::{Completion, PendingCompletion};
+use domain::jobs::{Job, JobId, EXPIRE_RESERVATION};
 use domain::organization::Metadata;
 use domain::pagination::PageRequest;
 use domain::ports::{Allocation, CreditStore, Reclaim, Reserve, StoreError};
@@ -355,6 +356,7 @@ impl CreditStore for PgStore {
     async fn reserve(
         &self,
         reservation: Reservation,
+        expiry: JobId,
         month: (Timestamp, Timestamp),
         done: Option<Completion>,
     ) -> Result<Reserve, StoreError> {
@@ -407,6 +409,15 @@ impl CreditStore for PgStore {
                 .values(&row)
                 .execute(conn)
                 .await?;
+            let job = Job {
+                id: expiry,
+                organization_id: Some(reservation.organization_id),
+                kind: EXPIRE_RESERVATION.to_owned(),
+                payload: reservation.id.to_string(),
+                run_at: reservation.expires_at,
+                attempts: 0,
+            };
+            crate::jobs::enqueue_with(conn, &job).await?;
             complete_with_effect(conn, done.as_ref()).await?;
             Ok(Reserve::Held)
         })
@@ -584,38 +595,6 @@ impl CreditStore for PgStore {
             .await
             .map_err(from_diesel)?;
         row.map(ReservationRow::into_domain).transpose()
-    }
-
-    async fn due_reservations(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<ReservationId>, StoreError> {
-        #[derive(diesel::QueryableByName)]
-        struct Due {
-            #[diesel(sql_type = diesel::sql_types::Uuid)]
-            id: Uuid,
-        }
-        let mut conn = self.conn().await?;
-        // Held work of a suspended organization (or child of a suspended one) is skipped here,
-        // where it is picked up: suspend and resume write one row, whatever is held.
-        let due: Vec<Due> = diesel::sql_query(
-            "SELECT r.id FROM reservations r \
-             JOIN organizations o ON o.id = r.organization_id \
-             LEFT JOIN organizations p ON p.id = o.parent_id \
-             WHERE r.status = 'held' AND r.expires_at <= $1 \
-               AND o.status <> 'suspended' AND (p.status IS NULL OR p.status <> 'suspended') \
-             ORDER BY r.expires_at, r.id LIMIT $2",
-        )
-        .bind::<diesel::sql_types::Timestamptz, _>(now.as_offset_datetime())
-        .bind::<diesel::sql_types::BigInt, _>(sql_limit(limit))
-        .load(&mut conn)
-        .await
-        .map_err(from_diesel)?;
-        Ok(due
-            .into_iter()
-            .map(|d| ReservationId::from_uuid(d.id))
-            .collect())
     }
 
     async fn usage_between(

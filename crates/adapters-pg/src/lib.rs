@@ -17,6 +17,7 @@ mod api_keys;
 mod credits;
 mod error;
 mod idempotency;
+mod jobs;
 mod migrations;
 mod organizations;
 mod rows;

@@ -166,6 +166,7 @@ impl OrganizationStore for PgStore {
                 }
                 None => 0,
             };
+            crate::jobs::cancel_for(conn, id).await?;
             Ok(Archive::Applied {
                 revoked_keys: u64::try_from(revoked).unwrap_or(u64::MAX),
                 reclaimed_credits,

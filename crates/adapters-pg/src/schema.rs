@@ -91,3 +91,16 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    jobs (id) {
+        id -> Uuid,
+        organization_id -> Nullable<Uuid>,
+        kind -> Text,
+        payload -> Text,
+        run_at -> Timestamptz,
+        attempts -> Int4,
+        token -> Nullable<Uuid>,
+        lease_until -> Nullable<Timestamptz>,
+    }
+}

@@ -187,6 +187,7 @@ async fn two_processes() -> Stores {
         Arc::new(first),
         second.clone(),
         second.clone(),
+        second.clone(),
         second,
         database,
     )

@@ -9,6 +9,7 @@ pub mod credits;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
+pub mod jobs;
 pub mod organization;
 pub mod pagination;
 pub mod policy;

@@ -19,6 +19,7 @@ use crate::credits::{
 use crate::idempotency::{
     Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyScope, PendingCompletion,
 };
+use crate::jobs::{Job, JobId, Lease};
 use crate::organization::{Organization, Revision, StatusKind};
 use crate::pagination::PageRequest;
 use crate::policy::Credentials;
@@ -151,7 +152,8 @@ pub trait OrganizationStore: Send + Sync {
     /// change revokes, at the archive instant, every key of the organization that is still
     /// usable — including keys inserted concurrently — and moves its unreserved credits to its
     /// parent's wallet (two `reclaim` events, as `reclaim` names them, at the archive instant;
-    /// none when there is nothing to move). Otherwise (or if there is no such organization)
+    /// none when there is nothing to move), and cancels its scheduled jobs — except the expiry
+    /// of reservations still held, which must still end. Otherwise (or if there is no such organization)
     /// writes nothing: [`Archive::Stale`].
     ///
     /// # Errors
@@ -327,9 +329,12 @@ pub trait CreditStore: Send + Sync {
     /// archived ([`Reserve::Closed`]), or when the available balance is too small. With a monthly
     /// cap set, also refused ([`Reserve::MonthlyCap`]) when what the organization spent in
     /// `month` plus what it holds reserved plus this reservation would pass the cap.
+    /// The reservation's expiry is scheduled in the same change: a job `expiry` of kind
+    /// [`crate::jobs::EXPIRE_RESERVATION`], bound to the organization, due at `expires_at`.
     async fn reserve(
         &self,
         reservation: Reservation,
+        expiry: JobId,
         month: (Timestamp, Timestamp),
         done: Option<Completion>,
     ) -> Result<Reserve, StoreError>;
@@ -359,16 +364,6 @@ pub trait CreditStore: Send + Sync {
         reclaim: Reclaim,
     ) -> Result<Option<Reservation>, StoreError>;
 
-    /// Held reservations whose expiry is at or before `now`, at most `limit`, oldest first —
-    /// except those of an organization that is suspended, or whose parent is: their expiry is
-    /// scheduled work, held while the kill switch is on and picked up after resume (API.md §3).
-    /// Decided here, where the work is picked up, so a suspend costs nothing per held item.
-    async fn due_reservations(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<ReservationId>, StoreError>;
-
     /// Credits the organization spent (its `usage` events) in `[start, end)`.
     async fn usage_between(
         &self,
@@ -376,6 +371,38 @@ pub trait CreditStore: Send + Sync {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<u64, StoreError>;
+}
+
+/// The durable job queue of API.md §8 (see [`crate::jobs`]).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Stores a pending job.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if the id is taken.
+    async fn enqueue(&self, job: Job) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` jobs of `kinds` due at `now` — pending, or claimed under a lease that ran out —
+    /// oldest `run_at` first, skipping jobs of a suspended organization or of a child of a
+    /// suspended one (held), and never a job another claim holds. Each claimed job gets a fresh
+    /// token, a lease until `lease_until`, and one more attempt.
+    async fn claim(
+        &self,
+        kinds: Vec<String>,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError>;
+
+    /// Marks a claimed job done, if the claim is still this lease's.
+    async fn complete(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Puts a claimed job back to run at `run_at`, if the claim is still this lease's.
+    async fn retry(&self, lease: &Lease, run_at: Timestamp) -> Result<(), StoreError>;
+
+    /// The job with this id, in any state: `None` once it is done or cancelled.
+    async fn pending(&self, id: JobId) -> Result<Option<Job>, StoreError>;
 }
 
 /// The current instant, truncated to microseconds. A port so tests can control time.

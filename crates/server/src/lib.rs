@@ -30,8 +30,8 @@ const KEY_USAGE_FLUSH: Duration = Duration::from_secs(10);
 /// How often idempotency records past their 24 h replay window are deleted (expired records are
 /// ignored by claims anyway; this keeps the table small).
 const IDEMPOTENCY_PURGE: Duration = Duration::from_secs(600);
-/// How often held reservations past their expiry are released (API.md §6.4).
-const RESERVATION_EXPIRY: Duration = Duration::from_secs(15);
+/// How often the worker claims due jobs (API.md §8): held work goes out within this of resume.
+const SCHEDULED_WORK: Duration = Duration::from_secs(2);
 
 /// A background job of the server: `job` every `period`, until the server stops. A failure is
 /// logged and the job runs again at the next tick, so an outage of the store only delays it.
@@ -191,9 +191,9 @@ impl Application {
                 },
             )),
             tokio::spawn(every(
-                RESERVATION_EXPIRY,
-                "released expired reservations",
-                async move || cp3.expire_reservations().await,
+                SCHEDULED_WORK,
+                "ran scheduled jobs",
+                async move || cp3.run_scheduled_work().await,
             )),
         ];
         let served = self.server.await;
@@ -214,12 +214,14 @@ where
         + domain::ports::ApiKeyStore
         + domain::ports::IdempotencyStore
         + domain::ports::CreditStore
+        + domain::ports::JobQueue
         + 'static,
 {
     Ports {
         organizations: store.clone(),
         api_keys: store.clone(),
         credits: store.clone(),
+        jobs: store.clone(),
         idempotency: store,
         clock,
         random: Arc::new(system::OsRandom),

@@ -23,13 +23,14 @@ pub mod cases;
 pub mod credits;
 pub mod fixtures;
 pub mod idempotency;
+pub mod jobs;
 pub mod key_lifecycle;
 pub mod reservations;
 
 use std::any::Any;
 use std::sync::Arc;
 
-use domain::ports::{ApiKeyStore, CreditStore, IdempotencyStore, OrganizationStore};
+use domain::ports::{ApiKeyStore, CreditStore, IdempotencyStore, JobQueue, OrganizationStore};
 
 /// Both ports of ONE store, plus whatever must live as long as the test (a test database).
 pub struct Stores {
@@ -37,6 +38,7 @@ pub struct Stores {
     pub api_keys: Arc<dyn ApiKeyStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub credits: Arc<dyn CreditStore>,
+    pub jobs: Arc<dyn JobQueue>,
     // Declared last: dropped after the ports.
     _guard: Option<Box<dyn Any + Send + Sync>>,
 }
@@ -45,13 +47,14 @@ impl Stores {
     /// Both ports of `store`.
     pub fn new<S>(store: Arc<S>) -> Self
     where
-        S: OrganizationStore + ApiKeyStore + IdempotencyStore + CreditStore + 'static,
+        S: OrganizationStore + ApiKeyStore + IdempotencyStore + CreditStore + JobQueue + 'static,
     {
         Self {
             organizations: store.clone(),
             api_keys: store.clone(),
             idempotency: store.clone(),
-            credits: store,
+            credits: store.clone(),
+            jobs: store,
             _guard: None,
         }
     }
@@ -63,6 +66,7 @@ impl Stores {
         api_keys: Arc<dyn ApiKeyStore>,
         idempotency: Arc<dyn IdempotencyStore>,
         credits: Arc<dyn CreditStore>,
+        jobs: Arc<dyn JobQueue>,
         guard: G,
     ) -> Self
     where
@@ -73,6 +77,7 @@ impl Stores {
             api_keys,
             idempotency,
             credits,
+            jobs,
             _guard: Some(Box::new(guard)),
         }
     }
@@ -81,7 +86,7 @@ impl Stores {
     /// the store runs on, which is dropped with it).
     pub fn with_guard<S, G>(store: Arc<S>, guard: G) -> Self
     where
-        S: OrganizationStore + ApiKeyStore + IdempotencyStore + CreditStore + 'static,
+        S: OrganizationStore + ApiKeyStore + IdempotencyStore + CreditStore + JobQueue + 'static,
         G: Send + Sync + 'static,
     {
         Self {
@@ -160,10 +165,12 @@ macro_rules! store_contract_tests {
                 reservations_are_refused_while_suspended_or_archived,
                 settling_spends_and_releasing_gives_back_once,
                 what_an_archived_child_releases_goes_to_its_parent,
-                due_reservations_are_the_held_ones_past_their_expiry,
+                a_reservation_schedules_its_expiry,
+                jobs_are_claimed_when_due_and_done_once,
+                an_abandoned_claim_is_claimed_again,
+                jobs_are_held_while_suspended_and_cancelled_by_archive,
                 the_monthly_cap_counts_what_was_spent_and_what_is_held,
                 reservations_resume_after_resume,
-                expiry_holds_while_suspended,
             ;
             racing:
                 concurrent_updates_from_one_revision_apply_exactly_once,
@@ -178,6 +185,7 @@ macro_rules! store_contract_tests {
                 concurrent_reservations_never_overdraw,
                 a_suspend_racing_reservations_stops_them,
                 an_archive_racing_reservations_and_allocations_conserves_credits,
+                concurrent_workers_never_claim_one_job_twice,
             ;
         }
     };
@@ -213,7 +221,7 @@ macro_rules! __store_contract_cases {
                 async fn $lifecycle() {
                     let stores: $crate::Stores = $factory.await;
                     #[allow(unused_imports)]
-                    use $crate::{credits::*, idempotency::*, key_lifecycle::*, reservations::*};
+                    use $crate::{credits::*, idempotency::*, jobs::*, key_lifecycle::*, reservations::*};
                     $lifecycle(&stores).await;
                 }
             )*
@@ -223,7 +231,7 @@ macro_rules! __store_contract_cases {
                 async fn $lifecycle_racing() {
                     let stores: $crate::Stores = $factory.await;
                     #[allow(unused_imports)]
-                    use $crate::{credits::*, idempotency::*, key_lifecycle::*, reservations::*};
+                    use $crate::{credits::*, idempotency::*, jobs::*, key_lifecycle::*, reservations::*};
                     $lifecycle_racing(&stores).await;
                 }
             )*

@@ -22,6 +22,10 @@ fn month() -> (domain::Timestamp, domain::Timestamp) {
     (at(0), later())
 }
 
+pub(crate) fn job_id() -> domain::jobs::JobId {
+    domain::jobs::JobId::from_uuid(Uuid::new_v4())
+}
+
 fn event_id() -> LedgerEventId {
     let mut random = [0u8; 10];
     random.copy_from_slice(&Uuid::new_v4().as_bytes()[..10]);
@@ -93,7 +97,7 @@ pub async fn reservations_hold_credits_and_never_more_than_available(s: &Stores)
     let held = reservation(child.id, 70, 1_000);
     assert_eq!(
         s.credits
-            .reserve(held.clone(), month(), None)
+            .reserve(held.clone(), job_id(), month(), None)
             .await
             .unwrap(),
         Reserve::Held
@@ -110,7 +114,7 @@ pub async fn reservations_hold_credits_and_never_more_than_available(s: &Stores)
     let too_much = reservation(child.id, 31, 1_000);
     assert_eq!(
         s.credits
-            .reserve(too_much.clone(), month(), None)
+            .reserve(too_much.clone(), job_id(), month(), None)
             .await
             .unwrap(),
         Reserve::InsufficientFunds { available: 30 }
@@ -130,7 +134,7 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
     );
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 1, 1_000), month(), None)
+            .reserve(reservation(child.id, 1, 1_000), job_id(), month(), None)
             .await
             .unwrap(),
         Reserve::Suspended
@@ -144,7 +148,12 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
         .unwrap();
     assert_eq!(
         s.credits
-            .reserve(reservation(other_child.id, 1, 1_000), month(), None)
+            .reserve(
+                reservation(other_child.id, 1, 1_000),
+                job_id(),
+                month(),
+                None
+            )
             .await
             .unwrap(),
         Reserve::Suspended
@@ -159,14 +168,19 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
     ));
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 1, 1_000), month(), None)
+            .reserve(reservation(child.id, 1, 1_000), job_id(), month(), None)
             .await
             .unwrap(),
         Reserve::Closed
     );
     assert_eq!(
         s.credits
-            .reserve(reservation(organization_id(), 1, 1_000), month(), None)
+            .reserve(
+                reservation(organization_id(), 1, 1_000),
+                job_id(),
+                month(),
+                None
+            )
             .await
             .unwrap(),
         Reserve::Closed
@@ -179,11 +193,11 @@ pub async fn settling_spends_and_releasing_gives_back_once(s: &Stores) {
     let first = reservation(child.id, 40, 1_000);
     let second = reservation(child.id, 30, 1_000);
     s.credits
-        .reserve(first.clone(), month(), None)
+        .reserve(first.clone(), job_id(), month(), None)
         .await
         .unwrap();
     s.credits
-        .reserve(second.clone(), month(), None)
+        .reserve(second.clone(), job_id(), month(), None)
         .await
         .unwrap();
     let settled = finish(s, first.id, Finish::Settle { credits: 25 }, 50).await;
@@ -229,7 +243,7 @@ pub async fn settling_spends_and_releasing_gives_back_once(s: &Stores) {
     // Settling nothing writes no usage event.
     let third = reservation(child.id, 10, 1_000);
     s.credits
-        .reserve(third.clone(), month(), None)
+        .reserve(third.clone(), job_id(), month(), None)
         .await
         .unwrap();
     finish(s, third.id, Finish::Settle { credits: 0 }, 80).await;
@@ -259,7 +273,7 @@ pub async fn what_an_archived_child_releases_goes_to_its_parent(s: &Stores) {
     let (parent, child) = funded_child(s, 100).await;
     let held = reservation(child.id, 60, 1_000);
     s.credits
-        .reserve(held.clone(), month(), None)
+        .reserve(held.clone(), job_id(), month(), None)
         .await
         .unwrap();
     let gone = archived(&child, at(20));
@@ -289,32 +303,6 @@ pub async fn what_an_archived_child_releases_goes_to_its_parent(s: &Stores) {
     assert_eq!(sum_of_ledger(s, parent.id).await, 85);
 }
 
-pub async fn due_reservations_are_the_held_ones_past_their_expiry(s: &Stores) {
-    let (_, child) = funded_child(s, 100).await;
-    let early = reservation(child.id, 10, 100);
-    let late = reservation(child.id, 10, 200);
-    let finished = reservation(child.id, 10, 50);
-    for r in [&early, &late, &finished] {
-        s.credits.reserve(r.clone(), month(), None).await.unwrap();
-    }
-    finish(s, finished.id, Finish::Release, 60).await;
-    assert_eq!(
-        s.credits.due_reservations(at(150), 10).await.unwrap(),
-        vec![early.id]
-    );
-    assert_eq!(
-        s.credits.due_reservations(at(200), 10).await.unwrap(),
-        vec![early.id, late.id]
-    );
-    assert_eq!(
-        s.credits.due_reservations(at(200), 1).await.unwrap(),
-        vec![early.id]
-    );
-    let expired = finish(s, early.id, Finish::Expire, 300).await;
-    assert_eq!(expired.status, ReservationStatus::Expired { at: at(300) });
-    assert_eq!(s.credits.wallet(child.id).await.unwrap().reserved, 10);
-}
-
 /// Twenty concurrent reservations of 60 against 1,000: exactly 16 are held, nothing overdraws.
 pub async fn concurrent_reservations_never_overdraw(s: &Stores) {
     let (_, child) = funded_child(s, 1_000).await;
@@ -325,7 +313,7 @@ pub async fn concurrent_reservations_never_overdraw(s: &Stores) {
             let r = reservation(child.id, 60, 1_000);
             tokio::spawn(async move {
                 barrier.wait().await;
-                credits.reserve(r, month(), None).await.unwrap()
+                credits.reserve(r, job_id(), month(), None).await.unwrap()
             })
         })
         .collect();
@@ -351,7 +339,10 @@ pub async fn a_suspend_racing_reservations_stops_them(s: &Stores) {
                 let r = reservation(child.id, 10, 1_000);
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    (r.id, credits.reserve(r, month(), None).await.unwrap())
+                    (
+                        r.id,
+                        credits.reserve(r, job_id(), month(), None).await.unwrap(),
+                    )
                 })
             })
             .collect();
@@ -367,7 +358,7 @@ pub async fn a_suspend_racing_reservations_stops_them(s: &Stores) {
         // From here on, nothing is reserved for it.
         assert_eq!(
             s.credits
-                .reserve(reservation(child.id, 1, 1_000), month(), None)
+                .reserve(reservation(child.id, 1, 1_000), job_id(), month(), None)
                 .await
                 .unwrap(),
             Reserve::Suspended,
@@ -405,18 +396,24 @@ pub async fn the_monthly_cap_counts_what_was_spent_and_what_is_held(s: &Stores) 
     assert_eq!(s.credits.credit_config(child.id).await.unwrap(), config);
     let first = reservation(child.id, 60, 1_000);
     s.credits
-        .reserve(first.clone(), month(), None)
+        .reserve(first.clone(), job_id(), month(), None)
         .await
         .unwrap();
     finish(s, first.id, Finish::Settle { credits: 50 }, 20).await;
     let held = reservation(child.id, 30, 1_000);
     assert_eq!(
-        s.credits.reserve(held, month(), None).await.unwrap(),
+        s.credits
+            .reserve(held, job_id(), month(), None)
+            .await
+            .unwrap(),
         Reserve::Held
     );
     let over = reservation(child.id, 21, 1_000);
     assert_eq!(
-        s.credits.reserve(over, month(), None).await.unwrap(),
+        s.credits
+            .reserve(over, job_id(), month(), None)
+            .await
+            .unwrap(),
         Reserve::MonthlyCap {
             cap: 100,
             committed: 80
@@ -426,7 +423,7 @@ pub async fn the_monthly_cap_counts_what_was_spent_and_what_is_held(s: &Stores) 
     let next_month = (later(), later().plus(time::Duration::days(30)));
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 21, 1_000), next_month, None)
+            .reserve(reservation(child.id, 21, 1_000), job_id(), next_month, None)
             .await
             .unwrap(),
         Reserve::Held
@@ -462,7 +459,7 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
             .unwrap();
         let settled_before = reservation(child.id, 100, 1_000);
         s.credits
-            .reserve(settled_before.clone(), month(), None)
+            .reserve(settled_before.clone(), job_id(), month(), None)
             .await
             .unwrap();
         let barrier = Arc::new(Barrier::new(13));
@@ -473,7 +470,7 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
                 let held = credits
-                    .reserve(r.clone(), (at(0), later()), None)
+                    .reserve(r.clone(), job_id(), (at(0), later()), None)
                     .await
                     .unwrap()
                     == Reserve::Held;
@@ -575,9 +572,18 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
             1_000,
             "round {round}: credits conserved"
         );
-        // Releasing what is still held sends it to the parent.
-        for id in s.credits.due_reservations(later(), 100).await.unwrap() {
-            finish(s, id, Finish::Release, 300).await;
+        // The expiry of what is still held survives the archive; expiring it sends the rest to
+        // the parent.
+        let kinds = vec![domain::jobs::EXPIRE_RESERVATION.to_owned()];
+        let leases = s
+            .jobs
+            .claim(kinds, later(), later().plus(time::Duration::hours(1)), 100)
+            .await
+            .unwrap();
+        for lease in leases {
+            let id = ReservationId::parse(&lease.job.payload).unwrap();
+            finish(s, id, Finish::Expire, 300).await;
+            s.jobs.complete(&lease).await.unwrap();
         }
         let (parent_after, child_after) = (
             s.credits.wallet(parent.id).await.unwrap(),
@@ -602,7 +608,7 @@ pub async fn reservations_resume_after_resume(s: &Stores) {
         .unwrap();
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 1, 1_000), month(), None)
+            .reserve(reservation(child.id, 1, 1_000), job_id(), month(), None)
             .await
             .unwrap(),
         Reserve::Suspended
@@ -618,44 +624,9 @@ pub async fn reservations_resume_after_resume(s: &Stores) {
         .unwrap();
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 1, 1_000), month(), None)
+            .reserve(reservation(child.id, 1, 1_000), job_id(), month(), None)
             .await
             .unwrap(),
         Reserve::Held
-    );
-}
-
-/// Expiry is scheduled work: held while the organization (or its parent) is suspended, picked up
-/// after resume.
-pub async fn expiry_holds_while_suspended(s: &Stores) {
-    let (_, child) = funded_child(s, 100).await;
-    let due = reservation(child.id, 10, 100);
-    s.credits.reserve(due.clone(), month(), None).await.unwrap();
-    let paused = suspended(&child, at(50));
-    s.organizations
-        .update(&paused, child.revision, None)
-        .await
-        .unwrap();
-    assert!(
-        s.credits
-            .due_reservations(at(200), 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "held while suspended"
-    );
-    let resumed = Organization {
-        status: domain::organization::OrganizationStatus::Active,
-        revision: paused.revision.next(),
-        ..paused.clone()
-    };
-    s.organizations
-        .update(&resumed, paused.revision, None)
-        .await
-        .unwrap();
-    assert_eq!(
-        s.credits.due_reservations(at(200), 10).await.unwrap(),
-        vec![due.id],
-        "picked up after resume"
     );
 }

@@ -14,6 +14,7 @@ use crate::credits::{
 use crate::error::ConflictSubject;
 use crate::error::Resource;
 use crate::idempotency::Idempotency;
+use crate::jobs::{JobId, EXPIRE_RESERVATION, JOB_LEASE};
 use crate::organization::{Metadata, Organization, OrganizationStatus};
 use crate::pagination::{Page, PageCursor, PageRequest};
 use crate::policy::{self, Principal};
@@ -306,7 +307,12 @@ impl ControlPlane {
         let outcome = self
             .ports
             .credits
-            .reserve(reservation.clone(), month, done)
+            .reserve(
+                reservation.clone(),
+                JobId::from_uuid(self.new_uuid()),
+                month,
+                done,
+            )
             .await?;
         match outcome {
             Reserve::Held => {
@@ -467,15 +473,35 @@ impl ControlPlane {
         self.finish(reservation.id, Finish::Release).await
     }
 
-    /// The scheduled work of API.md §6.4: releases held reservations past their expiry; returns
-    /// how many it expired.
-    pub async fn expire_reservations(&self) -> Result<usize, DomainError> {
+    /// The scheduled work the domain owns (API.md §6.4, §8): releases the reservations whose
+    /// expiry job is due — none of a suspended organization's, which are held. Returns how many
+    /// jobs it ran.
+    pub async fn run_scheduled_work(&self) -> Result<usize, DomainError> {
         let now = self.ports.clock.now();
-        let due = self.ports.credits.due_reservations(now, 500).await?;
-        for id in &due {
-            self.finish(*id, Finish::Expire).await?;
+        let leases = self
+            .ports
+            .jobs
+            .claim(
+                vec![EXPIRE_RESERVATION.to_owned()],
+                now,
+                now.plus(JOB_LEASE),
+                100,
+            )
+            .await?;
+        for lease in &leases {
+            match ReservationId::parse(&lease.job.payload) {
+                // Expiring a reservation that was settled or released meanwhile returns it as
+                // it is: the job is done either way.
+                Ok(id) => match self.finish(id, Finish::Expire).await {
+                    Ok(_) | Err(DomainError::NotFound(_)) => {
+                        self.ports.jobs.complete(lease).await?
+                    }
+                    Err(error) => return Err(error),
+                },
+                Err(_) => self.ports.jobs.complete(lease).await?,
+            }
         }
-        Ok(due.len())
+        Ok(leases.len())
     }
 
     async fn finish(&self, id: ReservationId, finish: Finish) -> Result<Reservation, DomainError> {

@@ -7,6 +7,7 @@ mod api_keys;
 mod authenticate;
 mod credits;
 mod idempotency;
+mod jobs;
 mod key_usage;
 mod operator;
 mod organizations;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::ports::{
-    ApiKeyStore, Clock, CreditStore, IdempotencyStore, OrganizationStore, RandomSource,
+    ApiKeyStore, Clock, CreditStore, IdempotencyStore, JobQueue, OrganizationStore, RandomSource,
 };
 
 pub use api_keys::{MintedKey, NewApiKey, RotatedKey, ROTATION_GRACE};
@@ -33,6 +34,7 @@ pub struct Ports {
     pub organizations: Arc<dyn OrganizationStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
     pub credits: Arc<dyn CreditStore>,
+    pub jobs: Arc<dyn JobQueue>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,

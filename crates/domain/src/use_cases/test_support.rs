@@ -12,8 +12,8 @@ use crate::api_key::{
 use crate::organization::{Metadata, Organization, OrganizationName, OrganizationStatus, Revision};
 use crate::policy::Principal;
 use crate::ports::{
-    MockApiKeyStore, MockClock, MockCreditStore, MockIdempotencyStore, MockOrganizationStore,
-    MockRandomSource,
+    MockApiKeyStore, MockClock, MockCreditStore, MockIdempotencyStore, MockJobQueue,
+    MockOrganizationStore, MockRandomSource,
 };
 use crate::{ApiKeyId, OrganizationId, Timestamp};
 
@@ -52,6 +52,7 @@ impl Mocks {
             organizations: Arc::new(self.organizations),
             api_keys: Arc::new(self.api_keys),
             credits: Arc::new(self.credits),
+            jobs: Arc::new(MockJobQueue::new()),
             idempotency: Arc::new(MockIdempotencyStore::new()),
             clock: Arc::new(clock),
             random: Arc::new(random),

@@ -218,8 +218,8 @@ async fn unsettled_reservations_expire(app: TestApp) {
         .to_owned();
     app.clock
         .advance(time::Duration::hours(1) + time::Duration::seconds(1));
-    // The server's worker does this every 15 s; here at once, through the same use case.
-    assert_eq!(app.control_plane().expire_reservations().await.unwrap(), 1);
+    // The server's worker claims due jobs every 2 s; here at once, through the same use case.
+    assert_eq!(app.control_plane().run_scheduled_work().await.unwrap(), 1);
     let expired = app
         .get(&format!("/v1/credits/reservations/{id}"), &key)
         .await;

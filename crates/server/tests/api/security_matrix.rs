@@ -655,6 +655,7 @@ impl Twin {
             organizations: store.clone(),
             api_keys: store.clone(),
             credits: store.clone(),
+            jobs: store.clone(),
             idempotency: store.clone(),
             clock: Arc::new(server::system::SystemClock),
             random: Arc::new(server::system::OsRandom),

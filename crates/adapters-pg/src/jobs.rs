@@ -1,0 +1,183 @@
+//! [`JobQueue`] on PostgreSQL. Claiming is one statement: it picks due jobs with
+//! `FOR UPDATE SKIP LOCKED` (so concurrent workers never take the same job) and skips those of a
+//! suspended organization or of a child of one (held, decided here: suspend writes one row).
+
+use async_trait::async_trait;
+use diesel::prelude::{
+    ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable, QueryableByName,
+    Selectable, SelectableHelper,
+};
+use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain::jobs::{Job, JobId, Lease};
+use domain::ports::{JobQueue, StoreError};
+use domain::{OrganizationId, Timestamp};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{corrupt, from_diesel};
+use crate::schema::jobs;
+use crate::{sql_limit, PgStore};
+
+#[derive(Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = jobs, check_for_backend(diesel::pg::Pg))]
+struct JobRow {
+    id: Uuid,
+    organization_id: Option<Uuid>,
+    kind: String,
+    payload: String,
+    run_at: OffsetDateTime,
+    attempts: i32,
+    token: Option<Uuid>,
+    lease_until: Option<OffsetDateTime>,
+}
+
+impl JobRow {
+    fn from_domain(job: &Job) -> Self {
+        Self {
+            id: job.id.as_uuid(),
+            organization_id: job.organization_id.map(|o| o.as_uuid()),
+            kind: job.kind.clone(),
+            payload: job.payload.clone(),
+            run_at: job.run_at.as_offset_datetime(),
+            attempts: i32::try_from(job.attempts).unwrap_or(i32::MAX),
+            token: None,
+            lease_until: None,
+        }
+    }
+
+    fn into_domain(self) -> Result<Job, StoreError> {
+        Ok(Job {
+            id: JobId::from_uuid(self.id),
+            organization_id: self.organization_id.map(OrganizationId::from_uuid),
+            kind: self.kind,
+            payload: self.payload,
+            run_at: Timestamp::from_offset_datetime(self.run_at),
+            attempts: u32::try_from(self.attempts)
+                .map_err(|_| corrupt("job attempts", self.attempts))?,
+        })
+    }
+}
+
+/// In another write's transaction: schedules `job`.
+pub(crate) async fn enqueue_with(
+    conn: &mut AsyncPgConnection,
+    job: &Job,
+) -> Result<(), diesel::result::Error> {
+    diesel::insert_into(jobs::table)
+        .values(JobRow::from_domain(job))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// In an archive's transaction: cancels the organization's jobs, except the expiry of
+/// reservations still held — those must still end, and what they release goes to the parent.
+pub(crate) async fn cancel_for(
+    conn: &mut AsyncPgConnection,
+    organization: Uuid,
+) -> Result<(), diesel::result::Error> {
+    diesel::delete(
+        jobs::table
+            .filter(jobs::organization_id.eq(organization))
+            .filter(jobs::kind.ne(domain::jobs::EXPIRE_RESERVATION)),
+    )
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+#[async_trait]
+impl JobQueue for PgStore {
+    async fn enqueue(&self, job: Job) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        enqueue_with(&mut conn, &job).await.map_err(from_diesel)
+    }
+
+    async fn claim(
+        &self,
+        kinds: Vec<String>,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let mut conn = self.conn().await?;
+        let claimed: Vec<JobRow> = diesel::sql_query(
+            "UPDATE jobs SET token = gen_random_uuid(), lease_until = $3, attempts = attempts + 1 \
+             WHERE id IN ( \
+               SELECT j.id FROM jobs j \
+               LEFT JOIN organizations o ON o.id = j.organization_id \
+               LEFT JOIN organizations p ON p.id = o.parent_id \
+               WHERE j.kind = ANY($1) AND j.run_at <= $2 \
+                 AND (j.token IS NULL OR j.lease_until <= $2) \
+                 AND (o.status IS NULL OR o.status <> 'suspended') \
+                 AND (p.status IS NULL OR p.status <> 'suspended') \
+               ORDER BY j.run_at, j.id LIMIT $4 \
+               FOR UPDATE OF j SKIP LOCKED) \
+             RETURNING id, organization_id, kind, payload, run_at, attempts, token, lease_until",
+        )
+        .bind::<Array<Text>, _>(&kinds)
+        .bind::<Timestamptz, _>(now.as_offset_datetime())
+        .bind::<Timestamptz, _>(lease_until.as_offset_datetime())
+        .bind::<BigInt, _>(sql_limit(limit))
+        .load(&mut conn)
+        .await
+        .map_err(from_diesel)?;
+        let mut leases: Vec<Lease> = claimed
+            .into_iter()
+            .map(|row| {
+                let token = row.token.ok_or_else(|| corrupt("job claim", "no token"))?;
+                Ok(Lease {
+                    job: row.into_domain()?,
+                    token,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        leases.sort_by_key(|l| (l.job.run_at, l.job.id));
+        Ok(leases)
+    }
+
+    async fn complete(&self, lease: &Lease) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::delete(
+            jobs::table
+                .find(lease.job.id.as_uuid())
+                .filter(jobs::token.eq(lease.token)),
+        )
+        .execute(&mut conn)
+        .await
+        .map(drop)
+        .map_err(from_diesel)
+    }
+
+    async fn retry(&self, lease: &Lease, run_at: Timestamp) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::update(
+            jobs::table
+                .find(lease.job.id.as_uuid())
+                .filter(jobs::token.eq(lease.token)),
+        )
+        .set((
+            jobs::token.eq(None::<Uuid>),
+            jobs::lease_until.eq(None::<OffsetDateTime>),
+            jobs::run_at.eq(run_at.as_offset_datetime()),
+        ))
+        .execute(&mut conn)
+        .await
+        .map(drop)
+        .map_err(from_diesel)
+    }
+
+    async fn pending(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let mut conn = self.conn().await?;
+        jobs::table
+            .find(id.as_uuid())
+            .select(JobRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?
+            .map(JobRow::into_domain)
+            .transpose()
+    }
+}

@@ -1,0 +1,269 @@
+//! Contract cases for the job queue (API.md §8): due jobs are claimed once, an abandoned claim is
+//! claimed again, an organization's jobs are held while it (or its parent) is suspended and
+//! cancelled when it is archived, and concurrent workers never share a job.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use domain::jobs::{Job, JobId, EXPIRE_RESERVATION};
+use domain::organization::{Organization, OrganizationStatus};
+use domain::ports::Write;
+use domain::OrganizationId;
+use tokio::sync::Barrier;
+use uuid::Uuid;
+
+use crate::fixtures::*;
+use crate::reservations::job_id;
+use crate::Stores;
+
+const KIND: &str = "contract.work";
+
+fn job(org: Option<OrganizationId>, run_at: i64) -> Job {
+    Job {
+        id: JobId::from_uuid(Uuid::new_v4()),
+        organization_id: org,
+        kind: KIND.to_owned(),
+        payload: format!("payload {run_at}"),
+        run_at: at(run_at),
+        attempts: 0,
+    }
+}
+
+fn kinds() -> Vec<String> {
+    vec![KIND.to_owned()]
+}
+
+async fn family(s: &Stores) -> (Organization, Organization) {
+    let parent = top_level(at(0));
+    let child = child_of(&parent, at(1));
+    s.organizations.insert(&parent, None).await.unwrap();
+    s.organizations.insert(&child, None).await.unwrap();
+    (parent, child)
+}
+
+async fn claim_ids(s: &Stores, now: i64) -> Vec<JobId> {
+    let leases = s
+        .jobs
+        .claim(kinds(), at(now), at(now + 60_000_000), 100)
+        .await
+        .unwrap();
+    leases.into_iter().map(|l| l.job.id).collect()
+}
+
+pub async fn a_reservation_schedules_its_expiry(s: &Stores) {
+    let (_, child) = family(s).await;
+    let grant = domain::credits::LedgerEntry {
+        id: domain::credits::LedgerEventId::new(at(0), [7; 10]),
+        organization_id: child.id,
+        event_type: domain::credits::LedgerEventType::Grant,
+        credits: 10,
+        transfer_id: None,
+        description: None,
+        metadata: Default::default(),
+        created_at: at(2),
+    };
+    s.credits.grant(grant).await.unwrap();
+    let reservation = domain::credits::Reservation {
+        id: domain::credits::ReservationId::from_uuid(Uuid::new_v4()),
+        organization_id: child.id,
+        credits: 5,
+        status: domain::credits::ReservationStatus::Held,
+        description: None,
+        expires_at: at(1_000),
+        created_at: at(3),
+    };
+    let expiry = job_id();
+    s.credits
+        .reserve(reservation.clone(), expiry, (at(0), later()), None)
+        .await
+        .unwrap();
+    let scheduled = s.jobs.pending(expiry).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            scheduled.kind.as_str(),
+            scheduled.payload.clone(),
+            scheduled.run_at,
+            scheduled.organization_id
+        ),
+        (
+            EXPIRE_RESERVATION,
+            reservation.id.to_string(),
+            at(1_000),
+            Some(child.id)
+        )
+    );
+}
+
+pub async fn jobs_are_claimed_when_due_and_done_once(s: &Stores) {
+    let early = job(None, 100);
+    let late = job(None, 200);
+    s.jobs.enqueue(late.clone()).await.unwrap();
+    s.jobs.enqueue(early.clone()).await.unwrap();
+    assert!(matches!(
+        s.jobs.enqueue(early.clone()).await,
+        Err(domain::ports::StoreError::Duplicate(_))
+    ));
+    assert!(claim_ids(s, 99).await.is_empty(), "nothing is due yet");
+    let leases = s
+        .jobs
+        .claim(kinds(), at(150), at(10_000), 100)
+        .await
+        .unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(
+        leases[0].job,
+        Job {
+            attempts: 1,
+            ..early.clone()
+        }
+    );
+    assert!(
+        claim_ids(s, 160).await.is_empty(),
+        "claimed: not claimed again while its lease runs"
+    );
+    s.jobs.complete(&leases[0]).await.unwrap();
+    assert_eq!(
+        s.jobs.pending(early.id).await.unwrap(),
+        None,
+        "done jobs are gone"
+    );
+    assert_eq!(claim_ids(s, 250).await, vec![late.id]);
+    // Other kinds are not claimed.
+    s.jobs
+        .enqueue(Job {
+            kind: "other".into(),
+            ..job(None, 10)
+        })
+        .await
+        .unwrap();
+    assert!(claim_ids(s, 300).await.is_empty());
+}
+
+pub async fn an_abandoned_claim_is_claimed_again(s: &Stores) {
+    let work = job(None, 100);
+    s.jobs.enqueue(work.clone()).await.unwrap();
+    let first = s
+        .jobs
+        .claim(kinds(), at(100), at(500), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    // Its worker died: after the lease, another claims it, and the first's completion is void.
+    let second = s
+        .jobs
+        .claim(kinds(), at(500), at(900), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(second.job.attempts, 2);
+    s.jobs.complete(&first).await.unwrap();
+    assert!(
+        s.jobs.pending(work.id).await.unwrap().is_some(),
+        "a stale lease completes nothing"
+    );
+    // Retried: due again later, then done.
+    s.jobs.retry(&second, at(2_000)).await.unwrap();
+    assert!(claim_ids(s, 1_999).await.is_empty());
+    let third = s
+        .jobs
+        .claim(kinds(), at(2_000), at(3_000), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    s.jobs.complete(&third).await.unwrap();
+    assert_eq!(s.jobs.pending(work.id).await.unwrap(), None);
+}
+
+pub async fn jobs_are_held_while_suspended_and_cancelled_by_archive(s: &Stores) {
+    let (parent, child) = family(s).await;
+    let bound = job(Some(child.id), 100);
+    let unbound = job(None, 100);
+    s.jobs.enqueue(bound.clone()).await.unwrap();
+    s.jobs.enqueue(unbound.clone()).await.unwrap();
+    let paused = suspend(s, &child).await;
+    assert_eq!(
+        claim_ids(s, 200).await,
+        vec![unbound.id],
+        "the suspended child's job is held"
+    );
+    let resumed = Organization {
+        status: OrganizationStatus::Active,
+        revision: paused.revision.next(),
+        ..paused.clone()
+    };
+    assert_eq!(
+        s.organizations
+            .update(&resumed, paused.revision, None)
+            .await
+            .unwrap(),
+        Write::Applied
+    );
+    assert_eq!(
+        claim_ids(s, 300).await,
+        vec![bound.id],
+        "picked up after resume"
+    );
+    // A suspended parent holds its children's work too.
+    let (other_parent, other_child) = family(s).await;
+    let held = job(Some(other_child.id), 100);
+    s.jobs.enqueue(held.clone()).await.unwrap();
+    suspend(s, &other_parent).await;
+    assert!(claim_ids(s, 400).await.is_empty());
+    // Archive cancels the organization's pending jobs.
+    let doomed = job(Some(resumed.id), 1_000);
+    s.jobs.enqueue(doomed.clone()).await.unwrap();
+    let gone = archived(&resumed, at(500));
+    s.organizations
+        .archive(&gone, resumed.revision, reclaim())
+        .await
+        .unwrap();
+    assert_eq!(s.jobs.pending(doomed.id).await.unwrap(), None);
+    let _ = parent;
+}
+
+async fn suspend(s: &Stores, org: &Organization) -> Organization {
+    let paused = suspended(org, at(50));
+    assert_eq!(
+        s.organizations
+            .update(&paused, org.revision, None)
+            .await
+            .unwrap(),
+        Write::Applied
+    );
+    paused
+}
+
+/// Eight workers claiming at once from 40 due jobs: every job is claimed by exactly one.
+pub async fn concurrent_workers_never_claim_one_job_twice(s: &Stores) {
+    let jobs: Vec<Job> = (0..40).map(|i| job(None, 100 + i)).collect();
+    for j in &jobs {
+        s.jobs.enqueue(j.clone()).await.unwrap();
+    }
+    let barrier = Arc::new(Barrier::new(8));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (queue, barrier) = (s.jobs.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let mut mine = Vec::new();
+                loop {
+                    let leases = queue
+                        .claim(kinds(), at(1_000), at(100_000), 3)
+                        .await
+                        .unwrap();
+                    if leases.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(leases.into_iter().map(|l| l.job.id));
+                }
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for worker in workers {
+        claimed.extend(worker.await.unwrap());
+    }
+    let unique: HashSet<_> = claimed.iter().collect();
+    assert_eq!(unique.len(), claimed.len(), "a job was claimed twice");
+    assert_eq!(unique.len(), 40, "every job was claimed");
+}
