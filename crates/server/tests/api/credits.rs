@@ -325,3 +325,27 @@ async fn archive_sweeps_the_childs_credits_back_to_the_parent(app: TestApp) {
         .await;
     assert_eq!(again.assert_ok(200)["reclaimedCredits"], 0);
 }
+
+/// `BOOTSTRAP_CREDITS` is granted once, to the bootstrap organization, when start-up creates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_credits_are_granted_once() {
+    let first = TestApp::spawn(crate::support::Store::Postgres).await;
+    let config = |credits| {
+        let mut config = server::Config::embedded();
+        config.database_url = first.database_url().map(str::to_owned);
+        config.bootstrap_admin_key = Some(first.admin_key.clone());
+        config.bootstrap_credits = credits;
+        config
+    };
+    // The key is installed already: a restart with BOOTSTRAP_CREDITS grants nothing.
+    let again = TestApp::start(config(700)).await;
+    assert_eq!(balance(&again, "/v1/credits").await["balance"], 0);
+
+    let mut fresh = server::Config::embedded();
+    fresh.bootstrap_credits = 700;
+    let app = TestApp::start(fresh).await;
+    let wallet = balance(&app, "/v1/credits").await;
+    assert_eq!(wallet["balance"], 700);
+    let grants = balance(&app, "/v1/credits/events?eventType=grant").await;
+    assert_eq!(grants["items"].as_array().unwrap().len(), 1);
+}
