@@ -161,11 +161,7 @@ async fn call_json(client: &Client, url: &str, key: &str, body: Value) -> (u16, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pools_see_a_suspension_at_once() {
     let first = TestApp::spawn(crate::support::Store::Postgres).await;
-    let mut config = server::Config::embedded();
-    config.database_url = first.database_url().map(str::to_owned);
-    config.bootstrap_admin_key = Some(first.admin_key.clone());
-    config.http_workers = Some(1);
-    let second = TestApp::start(config).await;
+    let second = first.another_server().await;
     let child = first.create_child("Acme").await;
     let (_, key) = first.mint_key(&child, &["*"]).await;
     for _ in 0..25 {
@@ -196,11 +192,7 @@ async fn two_pools_see_a_suspension_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_holds_across_servers() {
     let first = TestApp::spawn(crate::support::Store::Postgres).await;
-    let mut config = server::Config::embedded();
-    config.database_url = first.database_url().map(str::to_owned);
-    config.bootstrap_admin_key = Some(first.admin_key.clone());
-    config.http_workers = Some(1);
-    let second = TestApp::start(config).await;
+    let second = first.another_server().await;
     let child = first.create_child("Acme").await;
     let (leaked, leaked_secret) = first.mint_key(&child, &["credits:read"]).await;
     let (_, other_secret) = first.mint_key(&child, &["keys:write"]).await;

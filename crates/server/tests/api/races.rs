@@ -13,11 +13,7 @@ use crate::support::{Response, Store, TestApp};
 
 async fn two_servers() -> (TestApp, TestApp) {
     let first = TestApp::spawn(Store::Postgres).await;
-    let mut config = server::Config::embedded();
-    config.database_url = first.database_url().map(str::to_owned);
-    config.bootstrap_admin_key = Some(first.admin_key.clone());
-    config.database_pool_size = 4;
-    let second = TestApp::start(config).await;
+    let second = first.another_server().await;
     (first, second)
 }
 

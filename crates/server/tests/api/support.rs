@@ -168,6 +168,17 @@ impl TestApp {
         test_app
     }
 
+    /// A second server on this test's PostgreSQL database, with a pool of its own and the same
+    /// bootstrap key: what another process would be.
+    pub async fn another_server(&self) -> TestApp {
+        let mut config = Config::embedded();
+        config.database_url = self.database_url().map(str::to_owned);
+        config.bootstrap_admin_key = Some(self.admin_key.clone());
+        config.database_pool_size = 4;
+        config.http_workers = Some(1);
+        TestApp::start(config).await
+    }
+
     /// The URL of this test's PostgreSQL database (`None` on the embedded store).
     pub fn database_url(&self) -> Option<&str> {
         self.database.as_ref().map(TestDatabase::url)
