@@ -29,3 +29,7 @@ ci:
 # Load benchmark: the real server on PostgreSQL vs a one-SELECT baseline, with wrk (DURATION=10).
 bench:
     ./scripts/bench.sh
+
+# Scale: a page with 100 vs 100,000 children, authentication with few vs 1,000,000 keys.
+scale:
+    ./scripts/scale.sh

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Scale: does a deep table cost more per request? Runs the real server (release) on PostgreSQL
+# and measures, with wrk, in the same run:
+#   - a page of GET /v1/organizations for a partner with 100 children vs one with 100,000;
+#   - authentication (GET /v1/whoami) with ~100 keys in the table vs with 1,000,000.
+# Keyset pagination and the unique index on the key handle should make both ratios close to 1.
+# Rows are bulk-inserted with SQL (generate_series), not through the API, to keep the run short.
+#
+#   scripts/scale.sh                 # DURATION=5 seconds per measurement
+set -Eeuo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DURATION="${DURATION:-5}"
+ADMIN_URL="${TEST_DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PORT="${PORT:-18280}"
+
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+bash scripts/pg-test-cluster.sh >/dev/null
+cargo build --release -q -p server
+
+db="scale_$$"
+url="${ADMIN_URL%/*}/$db"
+psql "$ADMIN_URL" -q -c "CREATE DATABASE $db"
+pid=""
+cleanup() {
+    [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    psql "$ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+}
+trap cleanup EXIT
+
+server=./target/release/server
+export DATABASE_URL="$url"
+"$server" migrate >/dev/null
+partner() { # prints "org_id key"
+    "$server" create-organization --name "$1" --rate-limit-tier unlimited |
+        awk '/^organization/ {org=$2} /admin key/ {key=$NF} END {print org, key}'
+}
+read -r small_org small_key < <(partner "Small partner")
+read -r big_org big_key < <(partner "Big partner")
+
+BIND_ADDR="127.0.0.1:$PORT" HTTP_WORKERS=2 RUST_LOG=warn "$server" >/dev/null &
+pid=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
+
+children() { # $1 parent org id, $2 how many
+    psql "$url" -q -c "INSERT INTO organizations (id, parent_id, name, status, metadata, created_at, updated_at, revision)
+        SELECT gen_random_uuid(), '${1#org_}', 'child ' || i, 'active', '{}'::jsonb,
+               now() - i * interval '1 second', now() - i * interval '1 second', 1
+        FROM generate_series(1, $2) AS i"
+}
+children "$small_org" 100
+children "$big_org" 100000
+
+# "p50 p99" in ms for GET $2 with key $1.
+measure() {
+    wrk -t2 -c8 -d"${DURATION}s" --latency -H "Authorization: Bearer $1" "http://127.0.0.1:$PORT$2" 2>&1 | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } /Requests\/sec/ { rps = $2 }
+        END { printf "%s %.3f %.3f\n", rps, p50, p99 }'
+}
+ratio() { python3 -c "print(f'{$1/$2:.2f}x')"; }
+
+read -r s_rps s_p50 s_p99 < <(measure "$small_key" "/v1/organizations?limit=25")
+read -r b_rps b_p50 b_p99 < <(measure "$big_key" "/v1/organizations?limit=25")
+# A deep page: the cursor of the 2,000th page of the big partner.
+cursor=""
+for _ in $(seq 1 3); do
+    cursor=$(curl -s "http://127.0.0.1:$PORT/v1/organizations?limit=200${cursor:+&cursor=$cursor}" -H "Authorization: Bearer $big_key" |
+        python3 -c 'import sys, json; print(json.load(sys.stdin)["nextCursor"])')
+done
+read -r d_rps d_p50 d_p99 < <(measure "$big_key" "/v1/organizations?limit=25&cursor=$cursor")
+
+read -r a_rps a_p50 a_p99 < <(measure "$small_key" "/v1/whoami")
+psql "$url" -q -c "INSERT INTO api_keys (id, organization_id, name, env, handle, secret_hash, scopes, rate_limit_tier, created_at)
+    SELECT gen_random_uuid(), '${big_org#org_}', 'bulk', 'live', substr(upper(md5('h' || i)), 1, 16),
+           decode(md5('a' || i) || md5('b' || i), 'hex'), '{credits:read}', 'standard', now()
+    FROM generate_series(1, 1000000) AS i"
+psql "$url" -q -c "ANALYZE"
+read -r m_rps m_p50 m_p99 < <(measure "$small_key" "/v1/whoami")
+
+echo "machine: $(nproc) cores; wrk -t2 -c8 -d${DURATION}s; release server, 2 workers, PostgreSQL"
+printf '%-52s %9s %9s %9s\n' measurement "req/s" "p50 ms" "p99 ms"
+printf '%-52s %9.0f %9.3f %9.3f\n' "page of children, partner with 100" "$s_rps" "$s_p50" "$s_p99"
+printf '%-52s %9.0f %9.3f %9.3f\n' "page of children, partner with 100,000" "$b_rps" "$b_p50" "$b_p99"
+printf '%-52s %9.0f %9.3f %9.3f\n' "deep page (after 600 rows) of the 100,000" "$d_rps" "$d_p50" "$d_p99"
+printf '%-52s %9.0f %9.3f %9.3f\n' "whoami, ~2 keys in the table" "$a_rps" "$a_p50" "$a_p99"
+printf '%-52s %9.0f %9.3f %9.3f\n' "whoami, 1,000,000 keys in the table" "$m_rps" "$m_p50" "$m_p99"
+echo "ratios (p50): 100,000 vs 100 children $(ratio "$b_p50" "$s_p50"); deep vs first page $(ratio "$d_p50" "$b_p50"); 1,000,000 vs few keys $(ratio "$m_p50" "$a_p50")"
