@@ -10,6 +10,7 @@ mod api_keys;
 mod credits;
 mod cross_process;
 mod errors;
+mod faults;
 mod hostile_bodies;
 mod hostile_cursors;
 mod idempotency;

@@ -1,0 +1,110 @@
+//! A server process killed (SIGKILL) in the middle of archives leaves every organization either
+//! fully archived — keys revoked, credits swept to the parent — or untouched: never half.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::processes::ServerProcess;
+use crate::support::{Store, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_archive_leaves_each_organization_whole() {
+    let app = TestApp::spawn(Store::Postgres).await;
+    app.grant(&app.admin_org, 20 * 100).await;
+    let mut children = Vec::new();
+    for i in 0..20 {
+        let child = app.create_child(&format!("Leaving {i}")).await;
+        for _ in 0..3 {
+            app.mint_key(&child, &["credits:read"]).await;
+        }
+        app.request_with_headers(
+            Method::POST,
+            &format!("/v1/organizations/{child}/credits/allocate"),
+            Some(&app.admin_key),
+            Some(json!({"credits": 100})),
+            &[("Idempotency-Key", &uuid::Uuid::new_v4().to_string())],
+        )
+        .await
+        .assert_ok(201);
+        children.push(child);
+    }
+
+    // A real process archives them all at once, and is killed as soon as the first answers,
+    // while the others are in flight.
+    let victim = ServerProcess::spawn(app.database_url().unwrap(), &app.admin_key)
+        .ready()
+        .await;
+    let client = reqwest::Client::new();
+    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for child in &children {
+        let request = client
+            .delete(format!("{}/v1/organizations/{child}", victim.base))
+            .bearer_auth(&app.admin_key)
+            .timeout(Duration::from_secs(10));
+        let answers_tx = answers_tx.clone();
+        tokio::spawn(async move {
+            let ok = request.send().await.is_ok_and(|r| r.status() == 200);
+            let _ = answers_tx.send(ok);
+        });
+    }
+    drop(answers_tx);
+    let first = answers.recv().await.unwrap_or(false);
+    drop(victim); // SIGKILL, then reaped
+    let mut answered = usize::from(first);
+    while let Some(ok) = answers.recv().await {
+        answered += usize::from(ok);
+    }
+
+    // Whatever happened, each child is whole: archived with everything, or untouched.
+    let (mut archived, mut untouched) = (0, 0);
+    for child in &children {
+        let got = app
+            .get(&format!("/v1/organizations/{child}"), &app.admin_key)
+            .await;
+        let body = got.assert_ok(200).clone();
+        let keys = app
+            .get(
+                &format!("/v1/organizations/{child}/api-keys"),
+                &app.admin_key,
+            )
+            .await;
+        let statuses: Vec<_> = keys.assert_ok(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["status"].clone())
+            .collect();
+        match body["status"].as_str().unwrap() {
+            "archived" => {
+                archived += 1;
+                assert!(
+                    statuses.iter().all(|s| s == "revoked"),
+                    "{child}: archived with a live key"
+                );
+                assert_eq!(
+                    body["summary"]["balance"], 0,
+                    "{child}: archived without its sweep"
+                );
+            }
+            "active" => {
+                untouched += 1;
+                assert!(
+                    statuses.iter().all(|s| s == "active"),
+                    "{child}: active with a revoked key"
+                );
+                assert_eq!(body["summary"]["balance"], 100, "{child}: active but swept");
+            }
+            other => panic!("{child}: {other}"),
+        }
+    }
+    assert!(
+        archived >= answered,
+        "every archive that answered 200 is archived"
+    );
+    // Credits are conserved: the parent got back exactly what the archived children held.
+    let parent = app.get("/v1/credits", &app.admin_key).await;
+    assert_eq!(parent.assert_ok(200)["balance"], archived * 100);
+    assert_eq!(archived + untouched, 20);
+}
