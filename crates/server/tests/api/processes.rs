@@ -51,6 +51,21 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+        let status = self.child.wait().expect("the server exits");
+        std::mem::forget(self);
+        status
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
