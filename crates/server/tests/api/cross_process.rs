@@ -208,3 +208,113 @@ async fn a_kill_holds_across_servers() {
     assert_eq!(refused.assert_error(503, "KILL_SWITCH")["scope"], "key");
     second.get("/v1/whoami", &other_secret).await.assert_ok(200);
 }
+
+/// The kill switch under load: while a child's keys hammer two servers, the parent suspends it
+/// through one. No child request that started after the suspend answered is admitted; after
+/// resume answers, none that starts is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_load_nothing_is_admitted_after_suspend_or_refused_after_resume() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let first = TestApp::spawn(crate::support::Store::Postgres).await;
+    let second = first.another_server().await;
+    let child = first.create_child("Hammering").await;
+    let (key_id, key) = first.mint_key(&child, &["credits:read"]).await;
+    // The operator lifts its rate limit: this measures the kill switch, not the limiter.
+    let key_id = domain::ApiKeyId::parse(&key_id).unwrap();
+    first
+        .control_plane()
+        .set_rate_limit_tier(key_id, domain::api_key::RateLimitTier::Unlimited)
+        .await
+        .unwrap();
+    let bases = Arc::new([first.base.clone(), second.base.clone()]);
+    let client = Client::new();
+    let stop = Instant::now() + Duration::from_secs(3);
+    // Each request: (started, finished, status).
+    let load: Vec<_> = (0..8)
+        .map(|worker| {
+            let (client, key, bases) = (client.clone(), key.clone(), bases.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut i = worker;
+                while Instant::now() < stop {
+                    let base = &bases[i % 2];
+                    i += 1;
+                    let started = Instant::now();
+                    let status = client
+                        .get(format!("{base}/v1/whoami"))
+                        .bearer_auth(&key)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0);
+                    seen.push((started, status));
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    first
+        .post_empty(
+            &format!("/v1/organizations/{child}/suspend"),
+            &first.admin_key,
+        )
+        .await
+        .assert_ok(200);
+    let suspended = Instant::now();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let resuming = Instant::now();
+    second
+        .post_empty(
+            &format!("/v1/organizations/{child}/resume"),
+            &second.admin_key,
+        )
+        .await
+        .assert_ok(200);
+    let resumed = Instant::now();
+
+    let mut requests = Vec::new();
+    for worker in load {
+        requests.extend(worker.await.unwrap());
+    }
+    let admitted_after_suspend = requests
+        .iter()
+        .filter(|(started, status)| *started > suspended && *started < resuming && *status == 200)
+        .count();
+    let refused_after_resume = requests
+        .iter()
+        .filter(|(started, status)| *started > resumed && *status == 503)
+        .count();
+    let during = requests
+        .iter()
+        .filter(|(started, _)| *started > suspended && *started < resuming)
+        .count();
+    let after = requests
+        .iter()
+        .filter(|(started, _)| *started > resumed)
+        .count();
+    eprintln!(
+        "kill switch under load: {} child requests; {during} started while suspended ({admitted_after_suspend} admitted); {after} after resume ({refused_after_resume} refused)",
+        requests.len()
+    );
+    assert!(
+        during > 20 && after > 20,
+        "the load ran through both phases ({during}, {after})"
+    );
+    assert_eq!(
+        admitted_after_suspend, 0,
+        "child requests admitted after suspend answered"
+    );
+    assert_eq!(
+        refused_after_resume, 0,
+        "child requests refused after resume answered"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|(_, status)| *status == 200 || *status == 503),
+        "only 200 or 503"
+    );
+}
