@@ -101,6 +101,17 @@ fn page<'a, T: Clone + 'a>(
 }
 
 impl State {
+    /// Whether the organization, or its parent, is suspended: nothing of it spends or runs.
+    fn held_by_kill_switch(&self, id: OrganizationId) -> bool {
+        let suspended = |id: &OrganizationId| {
+            self.organizations
+                .get(id)
+                .is_some_and(|org| org.status.kind() == StatusKind::Suspended)
+        };
+        let parent = self.organizations.get(&id).and_then(|org| org.parent_id);
+        suspended(&id) || parent.as_ref().is_some_and(suspended)
+    }
+
     /// Credits the organization spent (`usage` events) in `[start, end)`.
     fn spent_between(&self, organization: OrganizationId, start: Timestamp, end: Timestamp) -> u64 {
         self.ledger
@@ -645,15 +656,10 @@ impl CreditStore for MemoryStore {
         let Some(organization) = state.organizations.get(&reservation.organization_id) else {
             return Ok(Reserve::Closed);
         };
-        let parent = organization
-            .parent_id
-            .and_then(|id| state.organizations.get(&id));
-        match organization.status.kind() {
-            StatusKind::Archived => return Ok(Reserve::Closed),
-            StatusKind::Suspended => return Ok(Reserve::Suspended),
-            StatusKind::Active => {}
+        if organization.status.kind() == StatusKind::Archived {
+            return Ok(Reserve::Closed);
         }
-        if parent.is_some_and(|p| p.status.kind() == StatusKind::Suspended) {
+        if state.held_by_kill_switch(reservation.organization_id) {
             return Ok(Reserve::Suspended);
         }
         let mut wallet = state.wallet(reservation.organization_id);
@@ -806,22 +812,16 @@ impl JobQueue for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
         let mut state = self.state();
-        let suspended = |id: Option<OrganizationId>| {
-            id.and_then(|id| state.organizations.get(&id))
-                .is_some_and(|org| org.status.kind() == StatusKind::Suspended)
-        };
-        let held = |org: Option<OrganizationId>| {
-            let parent = org
-                .and_then(|id| state.organizations.get(&id))
-                .and_then(|o| o.parent_id);
-            suspended(org) || suspended(parent)
-        };
         let mut due: Vec<(Timestamp, JobId)> = state
             .jobs
             .values()
             .filter(|s| kinds.contains(&s.job.kind) && s.job.run_at <= now)
             .filter(|s| s.claim.is_none_or(|(_, until)| until <= now))
-            .filter(|s| !held(s.job.organization_id))
+            .filter(|s| {
+                !s.job
+                    .organization_id
+                    .is_some_and(|org| state.held_by_kill_switch(org))
+            })
             .map(|s| (s.job.run_at, s.job.id))
             .collect();
         due.sort();

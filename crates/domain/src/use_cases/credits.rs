@@ -53,6 +53,20 @@ pub struct AllocationReport {
 
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
+/// A ledger or reservation description: at most [`MAX_DESCRIPTION_CHARS`], no NUL.
+fn check_description(description: Option<&str>) -> Result<(), FieldError> {
+    let Some(text) = description else {
+        return Ok(());
+    };
+    if text.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(FieldError::new(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    crate::validation::no_nul("description", text)
+}
+
 impl ControlPlane {
     /// The acting organization's credits (`credits:read`).
     pub async fn own_credits(&self, principal: &Principal) -> Result<CreditsView, DomainError> {
@@ -109,15 +123,8 @@ impl ControlPlane {
         let credits = Credits::new(input.credits, "credits")
             .map_err(|e| errors.push(e))
             .ok();
-        if input
-            .description
-            .as_ref()
-            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
-        {
-            errors.push(FieldError::new(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-            ));
+        if let Err(e) = check_description(input.description.as_deref()) {
+            errors.push(e);
         }
         let metadata = Metadata::from_input(input.metadata)
             .map_err(|e| errors.extend(e))
@@ -190,9 +197,7 @@ impl ControlPlane {
         description: Option<String>,
     ) -> Result<LedgerEvent, DomainError> {
         let credits = Credits::new(amount, "credits").map_err(DomainError::validation)?;
-        if let Some(text) = &description {
-            crate::validation::no_nul("description", text).map_err(DomainError::validation)?;
-        }
+        check_description(description.as_deref()).map_err(DomainError::validation)?;
         let organization = self
             .ports
             .organizations
@@ -276,16 +281,8 @@ impl ControlPlane {
         let credits = Credits::new(input.credits, "credits")
             .map_err(|e| errors.push(e))
             .ok();
-        if let Some(description) = &input.description {
-            if description.chars().count() > MAX_DESCRIPTION_CHARS {
-                errors.push(FieldError::new(
-                    "description",
-                    format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-                ));
-            }
-            if let Err(e) = crate::validation::no_nul("description", description) {
-                errors.push(e);
-            }
+        if let Err(e) = check_description(input.description.as_deref()) {
+            errors.push(e);
         }
         let (Some(credits), true) = (credits, errors.is_empty()) else {
             return Err(DomainError::Validation(errors));
