@@ -111,6 +111,21 @@ pub struct Organization {
 }
 
 impl Organization {
+    /// A new top-level organization: active, without metadata or billing email, first revision.
+    pub fn new_top_level(id: OrganizationId, name: OrganizationName, now: Timestamp) -> Self {
+        Organization {
+            id,
+            parent_id: None,
+            name,
+            status: OrganizationStatus::Active,
+            metadata: Metadata::default(),
+            billing_email: None,
+            created_at: now,
+            updated_at: now,
+            revision: Revision::INITIAL,
+        }
+    }
+
     pub fn is_top_level(&self) -> bool {
         self.parent_id.is_none()
     }

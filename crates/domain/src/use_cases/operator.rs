@@ -5,7 +5,7 @@ use crate::api_key::{
     ApiKey, KeyName, KeyStatus, PresentedKey, RateLimitTier, Scope, Scopes, SecretHash,
 };
 use crate::organization::lifecycle::LifecycleAction;
-use crate::organization::{Metadata, Organization, OrganizationName, OrganizationStatus, Revision};
+use crate::organization::{Organization, OrganizationName};
 use crate::ports::KeyInsert;
 use crate::ports::StoreError;
 use crate::validation::FieldError;
@@ -62,17 +62,11 @@ impl ControlPlane {
         // key's ids are derived from the key's handle, so they all write the same rows: the
         // first write wins, the others find it installed, and no orphan organization is left.
         let now = self.ports.clock.now();
-        let organization = Organization {
-            id: OrganizationId::from_uuid(derived_uuid("bootstrap organization", &presented)),
-            parent_id: None,
+        let organization = Organization::new_top_level(
+            OrganizationId::from_uuid(derived_uuid("bootstrap organization", &presented)),
             name,
-            status: OrganizationStatus::Active,
-            metadata: Metadata::default(),
-            billing_email: None,
-            created_at: now,
-            updated_at: now,
-            revision: Revision::INITIAL,
-        };
+            now,
+        );
         match self.ports.organizations.insert(&organization, None).await {
             Ok(()) | Err(StoreError::Duplicate(_)) => {}
             Err(other) => return Err(other.into()),
@@ -204,17 +198,8 @@ impl ControlPlane {
 
     async fn insert_top_level(&self, name: OrganizationName) -> Result<Organization, DomainError> {
         let now = self.ports.clock.now();
-        let organization = Organization {
-            id: OrganizationId::from_uuid(self.new_uuid()),
-            parent_id: None,
-            name,
-            status: OrganizationStatus::Active,
-            metadata: Metadata::default(),
-            billing_email: None,
-            created_at: now,
-            updated_at: now,
-            revision: Revision::INITIAL,
-        };
+        let organization =
+            Organization::new_top_level(OrganizationId::from_uuid(self.new_uuid()), name, now);
         self.ports.organizations.insert(&organization, None).await?;
         Ok(organization)
     }
