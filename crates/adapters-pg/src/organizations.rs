@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use diesel::prelude::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::idempotency::Completion;
 use domain::organization::{Organization, Revision, StatusKind};
 use domain::pagination::PageRequest;
@@ -88,7 +88,6 @@ impl OrganizationStore for PgStore {
         expected: Revision,
         done: Option<Completion>,
     ) -> Result<Write, StoreError> {
-        use organizations::dsl;
         if org.status.archived_at().is_some() {
             return Err(StoreError::Internal(
                 "update cannot archive an organization: use archive".to_owned(),
@@ -99,17 +98,7 @@ impl OrganizationStore for PgStore {
         let id = org.id.as_uuid();
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
-            // Compare-and-set in one statement: concurrent writers queue on the row lock, and
-            // each re-checks the revision against the row the previous one committed.
-            let written = diesel::update(
-                organizations::table
-                    .filter(dsl::id.eq(id))
-                    .filter(dsl::revision.eq(expected)),
-            )
-            .set(&changes)
-            .execute(conn)
-            .await?;
-            if written == 0 {
+            if !compare_and_set(conn, id, expected, &changes).await? {
                 return Ok(Write::Stale);
             }
             complete_with_effect(conn, done.as_ref()).await?;
@@ -125,7 +114,6 @@ impl OrganizationStore for PgStore {
         expected: Revision,
         reclaim: Reclaim,
     ) -> Result<Archive, StoreError> {
-        use organizations::dsl;
         let Some(archived_at) = org.status.archived_at() else {
             return Err(StoreError::Internal(
                 "archive needs an archived organization".to_owned(),
@@ -141,15 +129,7 @@ impl OrganizationStore for PgStore {
             // The guarded UPDATE takes the organization's row lock; a concurrent key insert holds
             // a share lock on that row (see `ApiKeyStore::insert`), so it either committed
             // before this point (and its key is revoked below) or reads `archived` after us.
-            let written = diesel::update(
-                organizations::table
-                    .filter(dsl::id.eq(id))
-                    .filter(dsl::revision.eq(expected)),
-            )
-            .set(&changes)
-            .execute(conn)
-            .await?;
-            if written == 0 {
+            if !compare_and_set(conn, id, expected, &changes).await? {
                 return Ok(Archive::Stale);
             }
             let revoked = diesel::update(
@@ -175,4 +155,25 @@ impl OrganizationStore for PgStore {
         .await
         .map_err(from_diesel)
     }
+}
+
+/// Writes `changes` only if the row is still at `expected`; false when it is not (stale).
+/// One statement: concurrent writers queue on the row lock, and each re-checks the revision
+/// against the row the previous one committed.
+async fn compare_and_set(
+    conn: &mut AsyncPgConnection,
+    id: uuid::Uuid,
+    expected: i64,
+    changes: &OrganizationChanges,
+) -> Result<bool, diesel::result::Error> {
+    use organizations::dsl;
+    let written = diesel::update(
+        organizations::table
+            .filter(dsl::id.eq(id))
+            .filter(dsl::revision.eq(expected)),
+    )
+    .set(changes)
+    .execute(conn)
+    .await?;
+    Ok(written > 0)
 }
