@@ -7,6 +7,7 @@ use domain::api_key::{ApiKey, KeyStatus};
 use domain::organization::{
     BillingEmail, Organization, OrganizationName, OrganizationStatus, Revision, StatusKind,
 };
+use domain::pagination::PageRequest;
 use domain::ports::{Archive, KeyInsert, StoreError, Write};
 use domain::Timestamp;
 use tokio::sync::Barrier;
@@ -64,6 +65,32 @@ fn org_order(org: &Organization) -> (Timestamp, uuid::Uuid) {
 
 fn key_order(key: &ApiKey) -> (Timestamp, uuid::Uuid) {
     (key.created_at, key.id.as_uuid())
+}
+
+/// Every row, page by page with `limit`: each page asked for strictly after the last row of the
+/// one before, until a page comes back empty. More than `at_most` rows means pages repeat rows.
+async fn walk_pages<T>(
+    limit: usize,
+    at_most: usize,
+    order: fn(&T) -> (Timestamp, uuid::Uuid),
+    fetch: impl AsyncFn(PageRequest) -> Vec<T>,
+) -> Vec<T> {
+    let mut walked = Vec::new();
+    let mut page = first_page(limit);
+    loop {
+        let rows = fetch(page).await;
+        assert!(
+            rows.len() <= limit,
+            "limit {limit}: got {} rows",
+            rows.len()
+        );
+        let Some((created_at, id)) = rows.last().map(order) else {
+            return walked;
+        };
+        walked.extend(rows);
+        assert!(walked.len() <= at_most, "pages repeat rows");
+        page = page_after(created_at, id, limit);
+    }
 }
 
 fn ids(orgs: &[Organization]) -> Vec<String> {
@@ -152,26 +179,13 @@ pub async fn list_children_pages_strictly_after_the_cursor(s: &Stores) {
     let expected = newest_first(&stored, org_order);
 
     for limit in [1, 2, 4] {
-        let mut walked: Vec<Organization> = Vec::new();
-        let mut page = first_page(limit);
-        loop {
-            let rows = s
-                .organizations
+        let walked = walk_pages(limit, expected.len(), org_order, async |page| {
+            s.organizations
                 .list_children(parent.id, None, page)
                 .await
-                .unwrap();
-            assert!(
-                rows.len() <= limit,
-                "limit {limit}: got {} rows",
-                rows.len()
-            );
-            let Some(last) = rows.last().cloned() else {
-                break;
-            };
-            walked.extend(rows);
-            assert!(walked.len() <= expected.len(), "pages repeat rows");
-            page = page_after(last.created_at, last.id.as_uuid(), limit);
-        }
+                .unwrap()
+        })
+        .await;
         assert_eq!(ids(&walked), ids(&expected), "walking with limit {limit}");
     }
 
@@ -656,18 +670,10 @@ pub async fn key_list_newest_first_paged_and_only_that_organization(s: &Stores) 
     assert_eq!(all, expected, "every key, revoked ones too, newest first");
 
     for limit in [1, 2, 4] {
-        let mut walked: Vec<ApiKey> = Vec::new();
-        let mut page = first_page(limit);
-        loop {
-            let rows = s.api_keys.list(child.id, page).await.unwrap();
-            assert!(rows.len() <= limit);
-            let Some(last) = rows.last().cloned() else {
-                break;
-            };
-            walked.extend(rows);
-            assert!(walked.len() <= expected.len(), "pages repeat rows");
-            page = page_after(last.created_at, last.id.as_uuid(), limit);
-        }
+        let walked = walk_pages(limit, expected.len(), key_order, async |page| {
+            s.api_keys.list(child.id, page).await.unwrap()
+        })
+        .await;
         assert_eq!(key_ids(&walked), key_ids(&expected), "limit {limit}");
     }
     for (i, cursor) in expected.iter().enumerate() {
