@@ -65,6 +65,10 @@ pub enum ConflictSubject {
         id: ReservationId,
         status: &'static str,
     },
+    WebhookEndpoint {
+        id: crate::webhooks::EndpointId,
+        status: &'static str,
+    },
 }
 
 /// Why the kill switch refused a request (API.md §3).
@@ -92,6 +96,8 @@ pub enum Resource {
     Organization,
     ApiKey,
     Reservation,
+    WebhookEndpoint,
+    WebhookDelivery,
 }
 
 impl std::fmt::Display for Resource {
@@ -100,6 +106,8 @@ impl std::fmt::Display for Resource {
             Resource::Organization => "organization",
             Resource::ApiKey => "API key",
             Resource::Reservation => "reservation",
+            Resource::WebhookEndpoint => "webhook endpoint",
+            Resource::WebhookDelivery => "webhook delivery",
         })
     }
 }

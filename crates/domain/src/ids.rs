@@ -44,6 +44,79 @@ macro_rules! prefixed_id {
 
 pub(crate) use prefixed_id;
 
+/// Declares a time-ordered id type: a ULID (48 bits of milliseconds, then 80 random bits) kept as
+/// its 128 bits and written `<prefix><26 Crockford base32 characters>` (API.md §1.3).
+macro_rules! ulid_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(uuid::Uuid);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// The id of something that happened at `at`.
+            pub fn new(at: $crate::Timestamp, random: [u8; 10]) -> Self {
+                Self(uuid::Uuid::from_u128($crate::ids::ulid_bits(at, random)))
+            }
+
+            pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+                Self(uuid)
+            }
+
+            pub fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
+
+            /// The written form, in any letter case.
+            pub fn parse(input: &str) -> Result<Self, $crate::ids::IdParseError> {
+                $crate::ids::parse_ulid(input, $prefix)
+                    .map(|bits| Self(uuid::Uuid::from_u128(bits)))
+                    .ok_or($crate::ids::IdParseError { prefix: $prefix })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($prefix)?;
+                f.write_str(&$crate::ids::crockford(self.0.as_u128()))
+            }
+        }
+    };
+}
+
+pub(crate) use ulid_id;
+
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+pub(crate) fn ulid_bits(at: crate::Timestamp, random: [u8; 10]) -> u128 {
+    let millis = u128::try_from(at.unix_micros() / 1_000).unwrap_or(0) & ((1 << 48) - 1);
+    let mut bits = millis << 80;
+    for (i, byte) in random.iter().enumerate() {
+        bits |= u128::from(*byte) << (72 - 8 * i);
+    }
+    bits
+}
+
+pub(crate) fn crockford(bits: u128) -> String {
+    (0..26)
+        .rev()
+        .map(|i| char::from(CROCKFORD[((bits >> (i * 5)) & 0x1f) as usize]))
+        .collect()
+}
+
+pub(crate) fn parse_ulid(input: &str, prefix: &str) -> Option<u128> {
+    let upper = input.to_ascii_uppercase();
+    let body = upper.strip_prefix(&prefix.to_ascii_uppercase())?;
+    if body.len() != 26 || body.as_bytes()[0] > b'7' {
+        return None;
+    }
+    body.bytes().try_fold(0u128, |bits, c| {
+        let digit = CROCKFORD.iter().position(|d| *d == c)?;
+        Some((bits << 5) | u128::try_from(digit).ok()?)
+    })
+}
+
 prefixed_id!(
     /// An organization, top-level or child: `org_<uuid>`.
     OrganizationId,

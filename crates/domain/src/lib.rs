@@ -5,6 +5,7 @@
 //! from the outside world (storage, time, randomness) comes through a port in [`ports`].
 
 pub mod api_key;
+pub mod audit;
 pub mod credits;
 pub mod error;
 pub mod idempotency;
@@ -15,8 +16,10 @@ pub mod pagination;
 pub mod policy;
 pub mod ports;
 pub mod timestamp;
+pub mod trail;
 pub mod use_cases;
 pub mod validation;
+pub mod webhooks;
 
 pub use error::DomainError;
 pub use ids::{ApiKeyId, IdParseError, OrganizationId};

@@ -14,6 +14,8 @@ pub struct Principal {
     pub key: ApiKey,
     pub organization: Organization,
     pub acting: Option<Organization>,
+    /// The request it came with (`req_…`), for the audit log.
+    pub request_id: Option<String>,
 }
 
 impl Principal {

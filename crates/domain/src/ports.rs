@@ -8,10 +8,16 @@
 //! Atomicity is part of the contract: a method that changes several things (archive: status and
 //! keys) applies all of it or none, and the conditional methods are compare-and-set against a
 //! [`Revision`], so concurrent callers on any number of processes cannot both win.
+//!
+//! Every write that is a material action takes a [`Trail`] (audit events, webhook events) and
+//! writes it in the same atomic change as the effect, only when the effect is applied; for each
+//! webhook event it also creates the deliveries to every endpoint that wants it, each scheduled
+//! as a [`crate::webhooks::DELIVER`] job bound to the endpoint's owner.
 
 use async_trait::async_trait;
 
 use crate::api_key::{ApiKey, KeyHandle, RateLimitTier, SecretHash, Supersession};
+use crate::audit::{AuditEvent, AuditFilter};
 use crate::credits::{
     CreditConfig, Finish, LedgerEntry, LedgerEvent, LedgerEventId, LedgerFilter, Reservation,
     ReservationId, TransferId, Wallet,
@@ -23,6 +29,11 @@ use crate::jobs::{Job, JobId, Lease};
 use crate::organization::{Organization, Revision, StatusKind};
 use crate::pagination::PageRequest;
 use crate::policy::Credentials;
+use crate::trail::{EventDraft, Trail};
+use crate::webhooks::{
+    AttemptRecord, Delivery, DeliveryId, EndpointId, EventId, PendingAttempt, WebhookEndpoint,
+    WebhookUrl,
+};
 use crate::{ApiKeyId, OrganizationId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,7 +131,12 @@ pub trait OrganizationStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] if an organization with that id exists.
-    async fn insert(&self, org: &Organization, done: Option<Completion>) -> Result<(), StoreError>;
+    async fn insert(
+        &self,
+        org: &Organization,
+        trail: &Trail,
+        done: Option<Completion>,
+    ) -> Result<(), StoreError>;
 
     /// The organization with this id, in any status.
     async fn find(&self, id: OrganizationId) -> Result<Option<Organization>, StoreError>;
@@ -145,6 +161,7 @@ pub trait OrganizationStore: Send + Sync {
         &self,
         org: &Organization,
         expected: Revision,
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<Write, StoreError>;
 
@@ -153,8 +170,10 @@ pub trait OrganizationStore: Send + Sync {
     /// usable — including keys inserted concurrently — and moves its unreserved credits to its
     /// parent's wallet (two `reclaim` events, as `reclaim` names them, at the archive instant;
     /// none when there is nothing to move), and cancels its scheduled jobs — except the expiry
-    /// of reservations still held, which must still end. Otherwise (or if there is no such organization)
-    /// writes nothing: [`Archive::Stale`].
+    /// of reservations still held, which must still end — and its webhook deliveries still
+    /// pending, which become `canceled`. The trail is written resolved with the amount swept
+    /// ([`Trail::resolved`]). Otherwise (or if there is no such organization) writes nothing:
+    /// [`Archive::Stale`].
     ///
     /// # Errors
     /// [`StoreError::Internal`] if `org` is not archived.
@@ -163,6 +182,7 @@ pub trait OrganizationStore: Send + Sync {
         org: &Organization,
         expected: Revision,
         reclaim: Reclaim,
+        trail: &Trail,
     ) -> Result<Archive, StoreError>;
 }
 
@@ -177,8 +197,12 @@ pub trait ApiKeyStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] if the id or the handle is taken.
-    async fn insert(&self, key: &ApiKey, done: Option<Completion>)
-        -> Result<KeyInsert, StoreError>;
+    async fn insert(
+        &self,
+        key: &ApiKey,
+        trail: &Trail,
+        done: Option<Completion>,
+    ) -> Result<KeyInsert, StoreError>;
 
     async fn find(&self, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError>;
 
@@ -190,14 +214,25 @@ pub trait ApiKeyStore: Send + Sync {
         page: PageRequest,
     ) -> Result<Vec<ApiKey>, StoreError>;
 
-    /// Revokes the key at `at` if it is usable at `at` (see [`ApiKey::state_at`]), and returns it
-    /// as stored afterwards; any other key is returned unchanged. `None` if there is no such key.
-    async fn revoke(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError>;
+    /// Revokes the key at `at` if it is usable at `at` (see [`ApiKey::state_at`]), writing the
+    /// trail with it, and returns it as stored afterwards; any other key is returned unchanged
+    /// (and no trail written). `None` if there is no such key.
+    async fn revoke(
+        &self,
+        id: ApiKeyId,
+        at: Timestamp,
+        trail: &Trail,
+    ) -> Result<Option<ApiKey>, StoreError>;
 
     /// Kills the key at `at` if it is usable at `at` (the leaked-key button, API.md §5.4), and
     /// returns it as stored afterwards; any other key is returned unchanged. `None` if there is
-    /// no such key.
-    async fn kill(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError>;
+    /// no such key. The trail is written only with the kill.
+    async fn kill(
+        &self,
+        id: ApiKeyId,
+        at: Timestamp,
+        trail: &Trail,
+    ) -> Result<Option<ApiKey>, StoreError>;
 
     /// The rotation of a child key (API.md §5.2), in one atomic change: `old` gets
     /// `rotated_at = at` and `superseded = Some(supersession)`, and `new` is inserted — only if
@@ -213,13 +248,14 @@ pub trait ApiKeyStore: Send + Sync {
         supersession: Supersession,
         at: Timestamp,
         new: &ApiKey,
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<Rotation, StoreError>;
 
     /// Replaces the handle and secret hash of a key usable at `at`, keeping its id, and sets
     /// `rotated_at = at` (the in-place rotation of API.md §5.4): the old secret stops working at
     /// once. Returns the key as stored afterwards, changed or not (compare its handle); `None` if
-    /// there is no such key.
+    /// there is no such key. The trail is written only with the change.
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] if the handle is taken.
@@ -229,6 +265,7 @@ pub trait ApiKeyStore: Send + Sync {
         handle: &KeyHandle,
         hash: &SecretHash,
         at: Timestamp,
+        trail: &Trail,
     ) -> Result<Option<ApiKey>, StoreError>;
 
     /// Sets a key's rate-limit tier (an operator action). `None` if there is no such key.
@@ -299,7 +336,7 @@ pub trait CreditStore: Send + Sync {
 
     /// Adds `entry.credits` (> 0) to the entry's organization: the operator's grant. Returns the
     /// event with the balance it left.
-    async fn grant(&self, entry: LedgerEntry) -> Result<LedgerEvent, StoreError>;
+    async fn grant(&self, entry: LedgerEntry, trail: &Trail) -> Result<LedgerEvent, StoreError>;
 
     /// Moves credits from a parent to a child in one atomic change: `debit` (negative) on the
     /// parent's wallet and `credit` (positive, the same amount) on the child's — only if the
@@ -311,6 +348,7 @@ pub trait CreditStore: Send + Sync {
         &self,
         debit: LedgerEntry,
         credit: LedgerEntry,
+        trail: &Trail,
         done: Option<PendingCompletion<Wallet>>,
     ) -> Result<Allocation, StoreError>;
 
@@ -336,6 +374,7 @@ pub trait CreditStore: Send + Sync {
         reservation: Reservation,
         expiry: JobId,
         month: (Timestamp, Timestamp),
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<Reserve, StoreError>;
 
@@ -347,6 +386,7 @@ pub trait CreditStore: Send + Sync {
         &self,
         organization: OrganizationId,
         config: CreditConfig,
+        trail: &Trail,
     ) -> Result<(), StoreError>;
 
     async fn find_reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError>;
@@ -354,7 +394,8 @@ pub trait CreditStore: Send + Sync {
     /// Ends a held reservation at `at`, atomically: its credits leave `reserved`; a settle spends
     /// `credits` of them with `usage` (a `usage` ledger event, skipped for 0); and if the
     /// organization is archived by now, the rest goes to its parent as two `reclaim` events named
-    /// by `reclaim`. A reservation already ended is returned as it is. `None` if unknown.
+    /// by `reclaim`, with the trail resolved for that amount. A reservation already ended is
+    /// returned as it is, and no trail written. `None` if unknown.
     async fn finish_reservation(
         &self,
         id: ReservationId,
@@ -362,6 +403,7 @@ pub trait CreditStore: Send + Sync {
         at: Timestamp,
         usage: LedgerEventId,
         reclaim: Reclaim,
+        trail: &Trail,
     ) -> Result<Option<Reservation>, StoreError>;
 
     /// Credits the organization spent (its `usage` events) in `[start, end)`.
@@ -403,6 +445,149 @@ pub trait JobQueue: Send + Sync {
 
     /// The job with this id, in any state: `None` once it is done or cancelled.
     async fn pending(&self, id: JobId) -> Result<Option<Job>, StoreError>;
+}
+
+/// Outcome of [`WebhookStore::insert_endpoint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointInsert {
+    Inserted,
+    /// The owner is archived (or does not exist); nothing was written.
+    OrganizationClosed,
+}
+
+/// The audit log (API.md §9). Events are written by the other ports' writes, in their trails;
+/// the store refuses to change or delete them.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// The organization's events admitted by `filter`, newest first by `occurred_at` then id,
+    /// strictly after `page.after`, at most `page.limit`.
+    async fn list(
+        &self,
+        organization: OrganizationId,
+        filter: AuditFilter,
+        page: PageRequest,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Writes `event` — a request refused by the kill switch — unless its key already has a
+    /// refusal recorded after `since`; atomically, so concurrent refusals of one key within the
+    /// window write one event. Answers whether it was written.
+    async fn record_refusal(
+        &self,
+        event: &AuditEvent,
+        since: Timestamp,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Webhook endpoints and deliveries (API.md §7). Events and their deliveries are written by the
+/// trails of the other writes.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Stores a new endpoint with its trail, unless its owner is archived or missing.
+    async fn insert_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        trail: &Trail,
+        done: Option<Completion>,
+    ) -> Result<EndpointInsert, StoreError>;
+
+    async fn find_endpoint(&self, id: EndpointId) -> Result<Option<WebhookEndpoint>, StoreError>;
+
+    /// The organization's endpoints, in the order of [`OrganizationStore::list_children`].
+    async fn list_endpoints(
+        &self,
+        organization: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Vec<WebhookEndpoint>, StoreError>;
+
+    /// Replaces the stored endpoint (url, events, description, status, failure count) with its
+    /// trail; `false` (nothing written) if it no longer exists.
+    async fn update_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        trail: &Trail,
+        done: Option<Completion>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the endpoint with its trail; its deliveries still pending become `canceled`.
+    /// `false` if there was no such endpoint.
+    async fn delete_endpoint(&self, id: EndpointId, trail: &Trail) -> Result<bool, StoreError>;
+
+    /// The endpoint's deliveries, newest first (`created_at`, then id), strictly after
+    /// `page.after`, at most `page.limit`; each with `held` as of now.
+    async fn list_deliveries(
+        &self,
+        endpoint: EndpointId,
+        page: PageRequest,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    async fn find_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError>;
+
+    /// The body of a recorded event.
+    async fn event_body(&self, id: EventId) -> Result<Option<String>, StoreError>;
+
+    /// Writes a trail of its own (a test ping, a replay): its events go to their target.
+    async fn record(&self, trail: &Trail, done: Option<Completion>) -> Result<(), StoreError>;
+
+    /// What an attempt of this delivery needs; `None` if the delivery or its endpoint is gone.
+    async fn pending_attempt(&self, id: DeliveryId) -> Result<Option<PendingAttempt>, StoreError>;
+
+    /// Records an attempt (or a cancellation) in one atomic change, if `lease` still holds the
+    /// delivery's job: the delivery's status, attempts and last error; the endpoint's failure
+    /// count (reset by a success, raised by a failed attempt, and the endpoint `auto_paused`
+    /// when it reaches [`crate::webhooks::AUTO_PAUSE_AFTER`]); and the job, done or put back
+    /// for `record.next_attempt_at`. Answers whether it was recorded.
+    async fn finish_attempt(
+        &self,
+        lease: &Lease,
+        record: &AttemptRecord,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A signed delivery on its way out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRequest {
+    pub url: WebhookUrl,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+/// What became of an outbound request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// The receiver answered, with this status, within the delivery timeout.
+    Answered { status: u16 },
+    /// No answer: refused address, connection error, timeout. `error` is safe to show.
+    NoAnswer { error: String },
+}
+
+/// The outbound side of webhooks: the HTTP client, and the policy of where it may send.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    /// Whether deliveries may go to `url` (https only, no loopback, private or link-local
+    /// address, unless the server runs in its local-development mode); the reason if not.
+    async fn vet(&self, url: &WebhookUrl) -> Result<(), String>;
+
+    /// POSTs the request — vetting its address again first — within
+    /// [`crate::webhooks::DELIVERY_TIMEOUT`].
+    async fn send(&self, request: OutboundRequest) -> SendOutcome;
+}
+
+/// The wire form of what the domain records for others to read: webhook event bodies and audit
+/// data, as the API shows them. A port so the domain knows no JSON; the HTTP adapter renders.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait Presenter: Send + Sync {
+    /// The JSON body of a webhook event.
+    fn event_body(&self, event: &EventDraft) -> String;
+
+    /// The body of a replay of `original`: the same event under a new id and time, `replayOf`
+    /// naming the original.
+    fn replay_body(&self, original: &str, id: EventId, created_at: Timestamp) -> String;
+
+    /// The JSON object of an audit event's `data`.
+    fn audit_data(&self, data: &crate::audit::AuditData) -> String;
 }
 
 /// The current instant, truncated to microseconds. A port so tests can control time.

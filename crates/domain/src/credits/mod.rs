@@ -5,8 +5,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use uuid::Uuid;
-
 use crate::organization::Metadata;
 use crate::validation::FieldError;
 use crate::{OrganizationId, Timestamp};
@@ -121,41 +119,11 @@ impl fmt::Display for LedgerEventType {
     }
 }
 
-/// A ledger event's id: a ULID (time-ordered), shown as `evt_<ULID>`, kept as its 128 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LedgerEventId(Uuid);
-
-impl LedgerEventId {
-    /// A ULID: 48 bits of milliseconds since the epoch, then 80 random bits.
-    pub fn new(at: Timestamp, random: [u8; 10]) -> Self {
-        let millis = u128::try_from(at.unix_micros() / 1_000).unwrap_or(0) & ((1 << 48) - 1);
-        let mut bits = millis << 80;
-        for (i, byte) in random.iter().enumerate() {
-            bits |= u128::from(*byte) << (72 - 8 * i);
-        }
-        Self(Uuid::from_u128(bits))
-    }
-
-    pub fn from_uuid(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl fmt::Display for LedgerEventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-        let bits = self.0.as_u128();
-        let ulid: String = (0..26)
-            .rev()
-            .map(|i| char::from(CROCKFORD[((bits >> (i * 5)) & 0x1f) as usize]))
-            .collect();
-        write!(f, "evt_{ulid}")
-    }
-}
+crate::ids::ulid_id!(
+    /// A ledger event's id: a ULID (time-ordered), shown as `evt_<ULID>`.
+    LedgerEventId,
+    "evt_"
+);
 
 crate::ids::prefixed_id!(
     /// A transfer between two wallets (an allocation, a reclaim): `txn_<uuid>`.

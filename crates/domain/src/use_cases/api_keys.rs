@@ -1,17 +1,21 @@
 use super::organizations::state_conflict;
 use super::own_keys::key_conflict;
+use super::recording::By;
 use super::ControlPlane;
 use crate::api_key::Supersession;
 use crate::api_key::{
     ApiKey, KeyEnv, KeyName, KeyStatus, MintedSecret, RateLimitTier, Scope, Scopes,
 };
+use crate::audit::{AuditData, AuditEventType};
 use crate::error::Resource;
 use crate::idempotency::Idempotency;
 use crate::organization::OrganizationStatus;
 use crate::pagination::{Page, PageCursor, PageRequest};
 use crate::policy::{self, Principal};
 use crate::ports::{KeyInsert, Rotation};
+use crate::trail::{EventSubject, Trail};
 use crate::validation::FieldError;
+use crate::webhooks::EventType;
 use crate::{ApiKeyId, DomainError, OrganizationId};
 
 /// A key to mint for a child (API.md §5.2), as the caller sent it.
@@ -114,8 +118,14 @@ impl ControlPlane {
             superseded: None,
         };
         let minted = MintedKey { key, secret };
+        let trail = self.key_created_trail(Some(principal), &minted.key);
         let done = idempotency.map(|i| i.complete(&minted, minted.key.created_at));
-        match self.ports.api_keys.insert(&minted.key, done).await? {
+        match self
+            .ports
+            .api_keys
+            .insert(&minted.key, &trail, done)
+            .await?
+        {
             KeyInsert::Inserted => Ok(minted),
             // Archived between our read and the insert: the store refused it atomically.
             KeyInsert::OrganizationClosed => {
@@ -165,14 +175,24 @@ impl ControlPlane {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         let organization = self.load_child(principal, organization_id).await?;
         let not_found = DomainError::NotFound(Resource::ApiKey);
-        match self.ports.api_keys.find(key_id).await? {
-            Some(key) if key.organization_id == organization.id => {}
+        let key = match self.ports.api_keys.find(key_id).await? {
+            Some(key) if key.organization_id == organization.id => key,
             _ => return Err(not_found),
-        }
+        };
         let now = self.ports.clock.now();
+        let revoked = ApiKey {
+            status: KeyStatus::Revoked { at: now },
+            ..key
+        };
+        let trail = self.key_revoked_trail(
+            Some(principal),
+            &revoked,
+            AuditEventType::ApiKeyRevoked,
+            now,
+        );
         self.ports
             .api_keys
-            .revoke(key_id, now)
+            .revoke(key_id, now, &trail)
             .await?
             .ok_or(not_found)
     }
@@ -221,11 +241,23 @@ impl ControlPlane {
                 ..old.clone()
             },
         };
+        let trail = self
+            .key_created_trail(Some(principal), &rotated.new.key)
+            .with_audit(self.audit_event(
+                Some(principal),
+                old.organization_id,
+                AuditEventType::ApiKeyRotated,
+                &AuditData::ApiKey {
+                    api_key_id: old.id,
+                    replaced_by: Some(rotated.new.key.id),
+                },
+                now,
+            ));
         let done = idempotency.map(|i| i.complete(&rotated, now));
         match self
             .ports
             .api_keys
-            .rotate(old.id, supersession, now, &rotated.new.key, done)
+            .rotate(old.id, supersession, now, &rotated.new.key, &trail, done)
             .await?
         {
             Rotation::Applied => Ok(rotated),
@@ -241,6 +273,50 @@ impl ControlPlane {
                 ))
             }
         }
+    }
+
+    /// A key minted: audited, and `api_key.created` for webhooks.
+    pub(super) fn key_created_trail(&self, by: By<'_>, key: &ApiKey) -> Trail {
+        let data = AuditData::ApiKey {
+            api_key_id: key.id,
+            replaced_by: None,
+        };
+        Trail::none()
+            .with_audit(self.audit_event(
+                by,
+                key.organization_id,
+                AuditEventType::ApiKeyCreated,
+                &data,
+                key.created_at,
+            ))
+            .with_event(self.webhook_event(
+                EventType::ApiKeyCreated,
+                EventSubject::ApiKey(key.clone()),
+                None,
+                key.created_at,
+            ))
+    }
+
+    /// A key revoked or killed (`audit_type` says which): `api_key.revoked` for webhooks.
+    pub(super) fn key_revoked_trail(
+        &self,
+        by: By<'_>,
+        key: &ApiKey,
+        audit_type: AuditEventType,
+        at: crate::Timestamp,
+    ) -> Trail {
+        let data = AuditData::ApiKey {
+            api_key_id: key.id,
+            replaced_by: None,
+        };
+        Trail::none()
+            .with_audit(self.audit_event(by, key.organization_id, audit_type, &data, at))
+            .with_event(self.webhook_event(
+                EventType::ApiKeyRevoked,
+                EventSubject::ApiKey(key.clone()),
+                None,
+                at,
+            ))
     }
 
     pub(super) fn mint_secret(&self, env: KeyEnv) -> MintedSecret {

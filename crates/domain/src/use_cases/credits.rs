@@ -1,6 +1,10 @@
 //! Credits (API.md §6): reading wallets and ledgers, the operator's grant, and allocation from a
 //! parent to a child.
 
+use super::recording::By;
+use crate::audit::{AuditData, AuditEventType};
+use crate::trail::{EventSubject, Trail};
+use crate::webhooks::EventType;
 use std::collections::BTreeMap;
 
 use super::organizations::state_conflict;
@@ -170,7 +174,20 @@ impl ControlPlane {
                 ..template.clone()
             })
         });
-        match self.ports.credits.allocate(debit, credit, done).await? {
+        let trail = self.allocation_trail(
+            Some(principal),
+            principal.organization.id,
+            child.id,
+            transfer_id,
+            credits.get(),
+            now,
+        );
+        match self
+            .ports
+            .credits
+            .allocate(debit, credit, &trail, done)
+            .await?
+        {
             Allocation::Applied { child_wallet, .. } => Ok(AllocationReport {
                 child_wallet,
                 ..report
@@ -222,7 +239,20 @@ impl ControlPlane {
             metadata: Metadata::default(),
             created_at: now,
         };
-        Ok(self.ports.credits.grant(entry).await?)
+        let data = AuditData::Credits {
+            credits: credits.get(),
+            transfer_id: None,
+            from_organization_id: None,
+            to_organization_id: Some(organization.id),
+        };
+        let trail = Trail::none().with_audit(self.audit_event(
+            None,
+            organization.id,
+            AuditEventType::CreditsGranted,
+            &data,
+            now,
+        ));
+        Ok(self.ports.credits.grant(entry, &trail).await?)
     }
 
     async fn credits_view(&self, id: OrganizationId) -> Result<CreditsView, DomainError> {
@@ -299,6 +329,17 @@ impl ControlPlane {
             expires_at: now.plus(RESERVATION_TTL),
             created_at: now,
         };
+        let data = AuditData::Reservation {
+            reservation_id: reservation.id.to_string(),
+            credits: reservation.credits,
+        };
+        let trail = Trail::none().with_audit(self.audit_event(
+            Some(principal),
+            organization.id,
+            AuditEventType::ReservationCreated,
+            &data,
+            now,
+        ));
         let done = idempotency.map(|i| i.complete(&reservation, now));
         let month = month_of(now);
         let outcome = self
@@ -308,6 +349,7 @@ impl ControlPlane {
                 reservation.clone(),
                 JobId::from_uuid(self.new_uuid()),
                 month,
+                &trail,
                 done,
             )
             .await?;
@@ -365,12 +407,22 @@ impl ControlPlane {
             metadata: Metadata::default(),
             created_at: now,
         };
+        // The server's own work, audited as the operator's.
+        let trail = self.allocation_trail(
+            None,
+            parent,
+            organization.id,
+            transfer_id,
+            credits.get(),
+            now,
+        );
         // A parent without the credits, or a child archived meanwhile, simply gets no refill.
         self.ports
             .credits
             .allocate(
                 entry(parent, Direction::Out),
                 entry(organization.id, Direction::In),
+                &trail,
                 None,
             )
             .await?;
@@ -401,9 +453,17 @@ impl ControlPlane {
         let child = self.load_child(principal, id).await?;
         let config = current?.patched(patch).map_err(DomainError::Validation)?;
         policy::ensure_writable(&child)?;
+        let data = AuditData::CreditConfig(config);
+        let trail = Trail::none().with_audit(self.audit_event(
+            Some(principal),
+            child.id,
+            AuditEventType::CreditConfigUpdated,
+            &data,
+            self.ports.clock.now(),
+        ));
         self.ports
             .credits
-            .set_credit_config(child.id, config)
+            .set_credit_config(child.id, config, &trail)
             .await?;
         self.refill_if_due(&child).await?;
         Ok((config, self.ports.credits.wallet(child.id).await?))
@@ -443,7 +503,11 @@ impl ControlPlane {
                 ))
             })?;
         let finished = self
-            .finish(reservation.id, Finish::Settle { credits: spent })
+            .finish(
+                &reservation,
+                Finish::Settle { credits: spent },
+                Some(principal),
+            )
             .await?;
         match finished.status {
             ReservationStatus::Settled { credits, .. } if credits != spent => {
@@ -467,7 +531,8 @@ impl ControlPlane {
     ) -> Result<Reservation, DomainError> {
         policy::require_scope(principal, Scope::CreditsWrite)?;
         let reservation = self.own_reservation(principal, id).await?;
-        self.finish(reservation.id, Finish::Release).await
+        self.finish(&reservation, Finish::Release, Some(principal))
+            .await
     }
 
     /// The scheduled work the domain owns (API.md §6.4, §8): releases the reservations whose
@@ -486,22 +551,27 @@ impl ControlPlane {
             )
             .await?;
         for lease in &leases {
-            match ReservationId::parse(&lease.job.payload) {
-                // Expiring a reservation that was settled or released meanwhile returns it as
-                // it is: the job is done either way.
-                Ok(id) => match self.finish(id, Finish::Expire).await {
-                    Ok(_) | Err(DomainError::NotFound(_)) => {
-                        self.ports.jobs.complete(lease).await?
-                    }
-                    Err(error) => return Err(error),
-                },
-                Err(_) => self.ports.jobs.complete(lease).await?,
+            let reservation = match ReservationId::parse(&lease.job.payload) {
+                Ok(id) => self.ports.credits.find_reservation(id).await?,
+                Err(_) => None,
+            };
+            // Expiring a reservation that was settled or released meanwhile returns it as it
+            // is: the job is done either way.
+            if let Some(reservation) = reservation {
+                self.finish(&reservation, Finish::Expire, None).await?;
             }
+            self.ports.jobs.complete(lease).await?;
         }
         Ok(leases.len())
     }
 
-    async fn finish(&self, id: ReservationId, finish: Finish) -> Result<Reservation, DomainError> {
+    /// Ends a reservation: settled or released by `by`, or expired by the server (`None`).
+    async fn finish(
+        &self,
+        reservation: &Reservation,
+        finish: Finish,
+        by: By<'_>,
+    ) -> Result<Reservation, DomainError> {
         let now = self.ports.clock.now();
         let reclaim = Reclaim {
             child_event: self.new_ledger_event_id(now),
@@ -509,11 +579,64 @@ impl ControlPlane {
             transfer_id: TransferId::from_uuid(self.new_uuid()),
         };
         let usage = self.new_ledger_event_id(now);
+        let (audit_type, credits) = match finish {
+            Finish::Settle { credits } => (AuditEventType::ReservationSettled, credits),
+            Finish::Release => (AuditEventType::ReservationReleased, reservation.credits),
+            Finish::Expire => (AuditEventType::ReservationExpired, reservation.credits),
+        };
+        let data = AuditData::Reservation {
+            reservation_id: reservation.id.to_string(),
+            credits,
+        };
+        let mut trail = Trail::none().with_audit(self.audit_event(
+            by,
+            reservation.organization_id,
+            audit_type,
+            &data,
+            now,
+        ));
+        // Ending a reservation of an archived organization returns the rest to the parent.
+        if let Some(organization) = self
+            .ports
+            .organizations
+            .find(reservation.organization_id)
+            .await?
+        {
+            trail = trail.reclaiming(self.reclaim_trail(by, &organization, reclaim, now));
+        }
         self.ports
             .credits
-            .finish_reservation(id, finish, now, usage, reclaim)
+            .finish_reservation(reservation.id, finish, now, usage, reclaim, &trail)
             .await?
             .ok_or(DomainError::NotFound(Resource::Reservation))
+    }
+
+    /// An allocation from `parent` to `child`: audited on the child, `credits.allocated`.
+    fn allocation_trail(
+        &self,
+        by: By<'_>,
+        parent: OrganizationId,
+        child: OrganizationId,
+        transfer_id: TransferId,
+        credits: u64,
+        at: crate::Timestamp,
+    ) -> Trail {
+        let data = AuditData::Credits {
+            credits,
+            transfer_id: Some(transfer_id.to_string()),
+            from_organization_id: Some(parent),
+            to_organization_id: Some(child),
+        };
+        let subject = EventSubject::Credits {
+            organization_id: child,
+            transfer_id: transfer_id.to_string(),
+            credits,
+            from_organization_id: parent,
+            to_organization_id: child,
+        };
+        Trail::none()
+            .with_audit(self.audit_event(by, child, AuditEventType::CreditsAllocated, &data, at))
+            .with_event(self.webhook_event(EventType::CreditsAllocated, subject, None, at))
     }
 
     async fn own_reservation(

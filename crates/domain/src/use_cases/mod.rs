@@ -4,6 +4,7 @@
 //! embedding the domain alike.
 
 mod api_keys;
+mod audit;
 mod authenticate;
 mod credits;
 mod idempotency;
@@ -12,21 +13,25 @@ mod key_usage;
 mod operator;
 mod organizations;
 mod own_keys;
+mod recording;
+mod webhooks;
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::ports::{
-    ApiKeyStore, Clock, CreditStore, IdempotencyStore, JobQueue, OrganizationStore, RandomSource,
+    ApiKeyStore, AuditLog, Clock, CreditStore, IdempotencyStore, JobQueue, OrganizationStore,
+    Presenter, RandomSource, WebhookSender, WebhookStore,
 };
 
 pub use api_keys::{MintedKey, NewApiKey, RotatedKey, ROTATION_GRACE};
-pub use authenticate::ACTING_HEADER;
+pub use authenticate::{RequestContext, ACTING_HEADER};
 pub use credits::{AllocationReport, CreditsView, NewAllocation, NewReservation};
 pub use key_usage::KeyUsage;
 pub use operator::{Bootstrap, BootstrapOutcome};
 pub use organizations::{ArchiveReport, NewOrganization, OrganizationPatch, OrganizationSummary};
+pub use webhooks::{EndpointPatch, NewEndpoint};
 
 /// The adapters a [`ControlPlane`] runs on.
 #[derive(Clone)]
@@ -36,6 +41,12 @@ pub struct Ports {
     pub credits: Arc<dyn CreditStore>,
     pub jobs: Arc<dyn JobQueue>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    pub audit: Arc<dyn AuditLog>,
+    pub webhooks: Arc<dyn WebhookStore>,
+    /// Sends webhook deliveries (the outbound HTTP adapter).
+    pub sender: Arc<dyn WebhookSender>,
+    /// Renders webhook bodies and audit data in the API's wire format.
+    pub presenter: Arc<dyn Presenter>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,
 }

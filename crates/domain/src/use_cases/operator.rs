@@ -4,10 +4,13 @@ use super::{ControlPlane, MintedKey};
 use crate::api_key::{
     ApiKey, KeyName, KeyStatus, PresentedKey, RateLimitTier, Scope, Scopes, SecretHash,
 };
+use crate::audit::{AuditData, AuditEventType};
 use crate::organization::lifecycle::LifecycleAction;
+use crate::organization::StatusKind;
 use crate::organization::{Organization, OrganizationName};
 use crate::ports::KeyInsert;
 use crate::ports::StoreError;
+use crate::trail::Trail;
 use crate::validation::FieldError;
 use crate::{ApiKeyId, DomainError, OrganizationId};
 use sha2::{Digest, Sha256};
@@ -67,7 +70,24 @@ impl ControlPlane {
             name,
             now,
         );
-        match self.ports.organizations.insert(&organization, None).await {
+        let data = AuditData::Transition {
+            from: None,
+            to: StatusKind::Active,
+            reason: None,
+        };
+        let trail = Trail::none().with_audit(self.audit_event(
+            None,
+            organization.id,
+            AuditEventType::OrganizationCreated,
+            &data,
+            now,
+        ));
+        match self
+            .ports
+            .organizations
+            .insert(&organization, &trail, None)
+            .await
+        {
             Ok(()) | Err(StoreError::Duplicate(_)) => {}
             Err(other) => return Err(other.into()),
         }
@@ -163,6 +183,8 @@ impl ControlPlane {
             async || self.load_top_level(id).await,
             LifecycleAction::Suspend,
             None,
+            None,
+            None,
         )
         .await
     }
@@ -171,6 +193,8 @@ impl ControlPlane {
         self.change_status(
             async || self.load_top_level(id).await,
             LifecycleAction::Resume,
+            None,
+            None,
             None,
         )
         .await
@@ -200,12 +224,28 @@ impl ControlPlane {
         let now = self.ports.clock.now();
         let organization =
             Organization::new_top_level(OrganizationId::from_uuid(self.new_uuid()), name, now);
-        self.ports.organizations.insert(&organization, None).await?;
+        let data = AuditData::Transition {
+            from: None,
+            to: StatusKind::Active,
+            reason: None,
+        };
+        let trail = Trail::none().with_audit(self.audit_event(
+            None,
+            organization.id,
+            AuditEventType::OrganizationCreated,
+            &data,
+            now,
+        ));
+        self.ports
+            .organizations
+            .insert(&organization, &trail, None)
+            .await?;
         Ok(organization)
     }
 
     async fn insert_operator_key(&self, key: &ApiKey) -> Result<(), DomainError> {
-        match self.ports.api_keys.insert(key, None).await? {
+        let trail = self.key_created_trail(None, key);
+        match self.ports.api_keys.insert(key, &trail, None).await? {
             KeyInsert::Inserted => Ok(()),
             KeyInsert::OrganizationClosed => {
                 Err(DomainError::Store(crate::ports::StoreError::Internal(

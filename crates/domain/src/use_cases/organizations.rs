@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 
+use super::recording::By;
 use super::{ControlPlane, MAX_ATTEMPTS};
 use crate::api_key::Scope;
+use crate::audit::{AuditData, AuditEventType};
 use crate::credits::TransferId;
 use crate::error::ConflictSubject;
 use crate::idempotency::Idempotency;
@@ -13,7 +15,9 @@ use crate::organization::{
 use crate::pagination::{Page, PageCursor, PageRequest};
 use crate::policy::{self, Principal};
 use crate::ports::{Archive, Reclaim, StoreError, Write};
+use crate::trail::{EventSubject, Trail};
 use crate::validation::FieldError;
+use crate::webhooks::EventType;
 use crate::{DomainError, OrganizationId, Timestamp};
 
 /// A child organization to create (API.md §4.3), as the caller sent it.
@@ -100,8 +104,21 @@ impl ControlPlane {
             updated_at: now,
             revision: Revision::INITIAL,
         };
+        let trail = Trail::none()
+            .with_audit(self.audit_event(
+                Some(principal),
+                org.id,
+                AuditEventType::OrganizationCreated,
+                &AuditData::Transition {
+                    from: None,
+                    to: StatusKind::Active,
+                    reason: None,
+                },
+                now,
+            ))
+            .with_event(self.organization_event(EventType::OrganizationCreated, &org, None));
         let done = idempotency.map(|i| i.complete(&org, now));
-        self.ports.organizations.insert(&org, done).await?;
+        self.ports.organizations.insert(&org, &trail, done).await?;
         Ok(org)
     }
 
@@ -197,11 +214,21 @@ impl ControlPlane {
             let now = self.ports.clock.now();
             next.updated_at = now;
             next.revision = current.revision.next();
+            let changed = changed_fields(&current, &next);
+            let trail = Trail::none()
+                .with_audit(self.audit_event(
+                    Some(principal),
+                    next.id,
+                    AuditEventType::OrganizationUpdated,
+                    &AuditData::Changed { fields: changed },
+                    now,
+                ))
+                .with_event(self.organization_event(EventType::OrganizationUpdated, &next, None));
             let done = idempotency.as_ref().map(|i| i.complete(&next, now));
             let write = self
                 .ports
                 .organizations
-                .update(&next, current.revision, done)
+                .update(&next, current.revision, &trail, done)
                 .await?;
             if write == Write::Applied {
                 return Ok(next);
@@ -231,6 +258,8 @@ impl ControlPlane {
         self.change_status(
             async || self.load_child(principal, id).await,
             LifecycleAction::Suspend,
+            Some(principal),
+            reason,
             idempotency,
         )
         .await
@@ -246,6 +275,8 @@ impl ControlPlane {
         self.change_status(
             async || self.load_child(principal, id).await,
             LifecycleAction::Resume,
+            Some(principal),
+            None,
             idempotency,
         )
         .await
@@ -279,10 +310,13 @@ impl ControlPlane {
                 parent_event: self.new_ledger_event_id(now),
                 transfer_id: TransferId::from_uuid(self.new_uuid()),
             };
+            let trail = self
+                .transition_trail(Some(principal), &current, &next, None)
+                .reclaiming(self.reclaim_trail(Some(principal), &next, reclaim, now));
             let archived = self
                 .ports
                 .organizations
-                .archive(&next, current.revision, reclaim)
+                .archive(&next, current.revision, reclaim, &trail)
                 .await?;
             if let Archive::Applied {
                 revoked_keys,
@@ -305,6 +339,8 @@ impl ControlPlane {
         &self,
         load: impl AsyncFn() -> Result<Organization, DomainError>,
         action: LifecycleAction,
+        by: By<'_>,
+        reason: Option<String>,
         idempotency: Option<Idempotency<Organization>>,
     ) -> Result<Organization, DomainError> {
         for _ in 0..MAX_ATTEMPTS {
@@ -319,17 +355,92 @@ impl ControlPlane {
                 revision: current.revision.next(),
                 ..current.clone()
             };
+            let trail = self.transition_trail(by, &current, &next, reason.clone());
             let done = idempotency.as_ref().map(|i| i.complete(&next, now));
             let write = self
                 .ports
                 .organizations
-                .update(&next, current.revision, done)
+                .update(&next, current.revision, &trail, done)
                 .await?;
             if write == Write::Applied {
                 return Ok(next);
             }
         }
         Err(contention())
+    }
+
+    /// The audit and webhook events of a lifecycle transition from `current` to `next`.
+    fn transition_trail(
+        &self,
+        by: By<'_>,
+        current: &Organization,
+        next: &Organization,
+        reason: Option<String>,
+    ) -> Trail {
+        let to = next.status.kind();
+        let (audit_type, event_type) = match to {
+            StatusKind::Suspended => (
+                AuditEventType::OrganizationSuspended,
+                EventType::OrganizationSuspended,
+            ),
+            StatusKind::Active => (
+                AuditEventType::OrganizationResumed,
+                EventType::OrganizationResumed,
+            ),
+            StatusKind::Archived => (
+                AuditEventType::OrganizationArchived,
+                EventType::OrganizationArchived,
+            ),
+        };
+        let data = AuditData::Transition {
+            from: Some(current.status.kind()),
+            to,
+            reason: reason.clone(),
+        };
+        Trail::none()
+            .with_audit(self.audit_event(by, next.id, audit_type, &data, next.updated_at))
+            .with_event(self.organization_event(event_type, next, reason))
+    }
+
+    /// What an archive (or a late reservation end) records once it knows how many credits it
+    /// moved from `child` back to its parent.
+    pub(super) fn reclaim_trail(
+        &self,
+        by: By<'_>,
+        child: &Organization,
+        reclaim: Reclaim,
+        at: crate::Timestamp,
+    ) -> crate::trail::ReclaimTrail {
+        let plane = self.clone();
+        let by = by.cloned();
+        let child_id = child.id;
+        let Some(parent_id) = child.parent_id else {
+            return std::sync::Arc::new(|_| Trail::none());
+        };
+        std::sync::Arc::new(move |credits| {
+            let data = AuditData::Credits {
+                credits,
+                transfer_id: Some(reclaim.transfer_id.to_string()),
+                from_organization_id: Some(child_id),
+                to_organization_id: Some(parent_id),
+            };
+            let subject = EventSubject::Credits {
+                organization_id: child_id,
+                transfer_id: reclaim.transfer_id.to_string(),
+                credits,
+                from_organization_id: child_id,
+                to_organization_id: parent_id,
+            };
+            Trail::none()
+                .with_audit(plane.audit_event(
+                    by.as_ref(),
+                    child_id,
+                    AuditEventType::CreditsReclaimed,
+                    &data,
+                    at,
+                ))
+                .with_event(plane.webhook_event(EventType::CreditsReclaimed, subject, None, at))
+        })
     }
 
     /// The organization `id` if it is a direct child of the principal's, else `404`.
@@ -360,6 +471,21 @@ pub(super) fn state_conflict(org: &Organization, message: &str) -> DomainError {
             status: org.status.kind(),
         },
     }
+}
+
+/// The API names of the fields a patch changed.
+fn changed_fields(before: &Organization, after: &Organization) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if before.name != after.name {
+        fields.push("name");
+    }
+    if before.billing_email != after.billing_email {
+        fields.push("billingEmail");
+    }
+    if before.metadata != after.metadata {
+        fields.push("metadata");
+    }
+    fields
 }
 
 fn contention() -> DomainError {

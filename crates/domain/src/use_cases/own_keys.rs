@@ -3,9 +3,11 @@
 
 use super::{ControlPlane, MintedKey};
 use crate::api_key::{ApiKey, Scope};
+use crate::audit::{AuditData, AuditEventType};
 use crate::error::{ConflictSubject, Resource};
 use crate::pagination::{Page, PageRequest};
 use crate::policy::{self, Principal};
+use crate::trail::Trail;
 use crate::{ApiKeyId, DomainError};
 
 impl ControlPlane {
@@ -30,9 +32,15 @@ impl ControlPlane {
         policy::require_scope(principal, Scope::KeysWrite)?;
         let key = self.load_own_key(principal, key_id).await?;
         let now = self.ports.clock.now();
+        let killed = ApiKey {
+            status: crate::api_key::KeyStatus::Killed { at: now },
+            ..key
+        };
+        let trail =
+            self.key_revoked_trail(Some(principal), &killed, AuditEventType::ApiKeyKilled, now);
         self.ports
             .api_keys
-            .kill(key.id, now)
+            .kill(killed.id, now, &trail)
             .await?
             .ok_or(DomainError::NotFound(Resource::ApiKey))
     }
@@ -51,10 +59,21 @@ impl ControlPlane {
             return Err(key_conflict(&key, now));
         }
         let secret = self.mint_secret(key.env);
+        let data = AuditData::ApiKey {
+            api_key_id: key.id,
+            replaced_by: None,
+        };
+        let trail = Trail::none().with_audit(self.audit_event(
+            Some(principal),
+            key.organization_id,
+            AuditEventType::ApiKeyRotated,
+            &data,
+            now,
+        ));
         let stored = self
             .ports
             .api_keys
-            .replace_secret(key.id, &secret.handle, &secret.hash, now)
+            .replace_secret(key.id, &secret.handle, &secret.hash, now, &trail)
             .await?
             .ok_or(DomainError::NotFound(Resource::ApiKey))?;
         if stored.handle != secret.handle {

@@ -102,6 +102,7 @@ pub fn partner(scopes: &[Scope]) -> Principal {
         key,
         organization,
         acting: None,
+        request_id: Some("req_test".to_owned()),
     }
 }
 
