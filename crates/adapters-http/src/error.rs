@@ -240,6 +240,10 @@ impl From<DomainError> for ApiError {
                     }
                     Resource::ApiKey => "No such API key in this organization.",
                     Resource::Reservation => "No such reservation in this organization.",
+                    Resource::WebhookEndpoint => "No such webhook endpoint in this organization.",
+                    Resource::WebhookDelivery => {
+                        "No such webhook delivery to an endpoint of this organization."
+                    }
                 },
             ),
             DomainError::Conflict { message, subject } => {
@@ -254,6 +258,10 @@ impl From<DomainError> for ApiError {
                     }),
                     ConflictSubject::Reservation { id, status } => json!({
                         "reservationId": id.to_string(),
+                        "status": status,
+                    }),
+                    ConflictSubject::WebhookEndpoint { id, status } => json!({
+                        "endpointId": id.to_string(),
                         "status": status,
                     }),
                 };

@@ -12,7 +12,7 @@ use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TY
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, ResponseError};
 use domain::policy::Principal;
-use domain::use_cases::ACTING_HEADER;
+use domain::use_cases::{RequestContext, ACTING_HEADER};
 use domain::DomainError;
 
 use crate::error::ApiError;
@@ -45,7 +45,7 @@ async fn admit_and_serve(
     let admitted = if PUBLIC_PATHS.contains(&request.path()) {
         Ok(())
     } else {
-        match admit(&request).await {
+        match admit(&request, &id).await {
             Err(refused) => Err(refused),
             Ok(principal) => {
                 key_id = Some(principal.key.id.to_string());
@@ -107,8 +107,10 @@ async fn admit_and_serve(
     Ok(response)
 }
 
-/// Authentication, then the kill switch.
-async fn admit(request: &ServiceRequest) -> Result<Principal, ApiError> {
+/// Authentication, then the kill switch. The request's id, method and route go with it, so the
+/// principal carries the request id (audit events name it) and a refusal by the kill switch is
+/// audited with what was asked.
+async fn admit(request: &ServiceRequest, request_id: &str) -> Result<Principal, ApiError> {
     let state = request
         .app_data::<web::Data<ApiState>>()
         .ok_or_else(|| ApiError::platform("ApiState is not registered"))?;
@@ -121,7 +123,14 @@ async fn admit(request: &ServiceRequest) -> Result<Principal, ApiError> {
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .ok_or(DomainError::Unauthenticated)?;
-    match state.control_plane.authenticate(bearer).await {
+    let context = RequestContext {
+        request_id: Some(request_id.to_owned()),
+        method: request.method().to_string(),
+        route: request
+            .match_pattern()
+            .unwrap_or_else(|| request.path().to_owned()),
+    };
+    match state.control_plane.authenticate(bearer, &context).await {
         Ok(principal) => Ok(principal),
         Err(DomainError::KillSwitch(kill)) => {
             // Refused, but identified: the request log names the key.

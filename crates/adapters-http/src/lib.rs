@@ -13,6 +13,7 @@ mod gate;
 mod idempotent;
 mod metrics;
 mod openapi;
+mod presenter;
 mod query;
 mod rate_limit;
 mod request_id;
@@ -26,6 +27,7 @@ use domain::use_cases::ControlPlane;
 
 pub use error::ApiError;
 pub use openapi::ApiDoc;
+pub use presenter::WirePresenter;
 pub use rate_limit::{endpoint_class, per_minute, Decision, EndpointClass, RateLimiter};
 
 /// Whether the store can serve requests: reachable and migrated (`GET /readyz`).

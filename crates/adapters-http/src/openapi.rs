@@ -9,19 +9,22 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
+use crate::presenter::WebhookEventDto;
 use crate::routes::*;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Partner organizations control plane", version = "1.0.0",
         description = "Child organizations per customer: create, fund, mint keys, suspend (the kill switch), resume, archive."),
-    paths(whoami, create, list, get, update, suspend, resume, archive, create_api_key, list_api_keys, delete_api_key, rotate_child_api_key, list_own_api_keys, kill_api_key, rotate_own_api_key, own_credits, child_credits, allocate, own_ledger, child_ledger, credit_config, update_credit_config, reserve, get_reservation, settle, release, healthz, readyz, metrics),
-    components(schemas(dto::ErrorEnvelope, dto::ErrorBody, dto::FieldErrorDto, dto::SummaryDto, dto::CreditConfigDto)),
+    paths(whoami, create, list, get, update, suspend, resume, archive, create_api_key, list_api_keys, delete_api_key, rotate_child_api_key, list_own_api_keys, kill_api_key, rotate_own_api_key, own_credits, child_credits, allocate, own_ledger, child_ledger, credit_config, update_credit_config, reserve, get_reservation, settle, release, create_endpoint, list_endpoints, get_endpoint, update_endpoint, delete_endpoint, list_deliveries, test_endpoint, replay_delivery, audit_log, healthz, readyz, metrics),
+    components(schemas(dto::ErrorEnvelope, dto::ErrorBody, dto::FieldErrorDto, dto::SummaryDto, dto::CreditConfigDto, WebhookEventDto)),
     modifiers(&BearerAuth, &CommonHeaders),
     security(("bearerAuth" = [])),
     tags((name = "organizations", description = "The control plane over direct children (scope org:admin)"),
          (name = "keys", description = "API keys"),
          (name = "credits", description = "Wallets, allocation and the ledger"),
+         (name = "webhooks", description = "Webhook endpoints and deliveries; every delivery's body is a WebhookEventDto"),
+         (name = "audit", description = "The audit log"),
          (name = "operations", description = "Health and readiness"))
 )]
 pub struct ApiDoc;
@@ -169,8 +172,10 @@ fn parameter_schema(name: &str, path: &str) -> Option<Schema> {
         "orgId" | "X-Layers-Organization" => Some(id("org_")),
         "keyId" => Some(id("key_")),
         "reservationId" => Some(id("rsv_")),
+        "endpointId" => Some(id("whe_")),
+        "deliveryId" => Some(id("whd_")),
         "limit" => {
-            let max = if path == "/v1/organizations" {
+            let max = if path == "/v1/organizations" || path == "/v1/audit-log" {
                 200
             } else {
                 100

@@ -4,6 +4,9 @@ use std::collections::HashMap;
 
 use actix_web::HttpRequest;
 use domain::pagination::PageRequest;
+use domain::Timestamp;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use crate::cursor;
 use crate::error::ApiError;
@@ -55,4 +58,35 @@ impl Query {
             .transpose()?;
         Ok(PageRequest { after, limit })
     }
+
+    /// `since` and `until` of a listing by time (API.md §1.4), both inclusive, `Z` form only.
+    /// Instants are shown to the millisecond and kept to the microsecond: `until` takes in the
+    /// whole millisecond it names, so an item's own shown time finds it.
+    pub fn period(&self) -> Result<(Option<Timestamp>, Option<Timestamp>), ApiError> {
+        let since = self
+            .get("since")
+            .map(|raw| z_instant("since", raw))
+            .transpose()?;
+        let until = self
+            .get("until")
+            .map(|raw| z_instant("until", raw).map(|t| t.plus(time::Duration::microseconds(999))))
+            .transpose()?;
+        Ok((since, until))
+    }
+}
+
+/// An instant in the `Z` form only (API.md §1.4): `2026-06-03T18:14:02.187Z`.
+fn z_instant(field: &str, raw: &str) -> Result<Timestamp, ApiError> {
+    let invalid = || {
+        ApiError::invalid(
+            field,
+            "must be a UTC instant ending in Z, like 2026-06-03T18:14:02.187Z",
+        )
+    };
+    if !raw.ends_with('Z') {
+        return Err(invalid());
+    }
+    let parsed = OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| invalid())?;
+    Timestamp::from_unix_micros(Timestamp::from_offset_datetime(parsed).unix_micros())
+        .ok_or_else(invalid)
 }

@@ -42,7 +42,7 @@ pub enum EndpointClass {
     Read,
     /// `PATCH`, `DELETE`, and every `POST` that does not spend credits.
     Write,
-    /// A `POST` that spends credits: listed in [`WORK_ROUTES`].
+    /// A `POST` that spends credits or starts work: listed in [`WORK_ROUTES`].
     Work,
 }
 
@@ -56,9 +56,14 @@ impl EndpointClass {
     }
 }
 
-/// The routes that spend credits, as actix names their patterns. The one place a route becomes
-/// `work`; everything else follows from its method.
-pub const WORK_ROUTES: [(Method, &str); 1] = [(Method::POST, "/v1/credits/reservations")];
+/// The routes that spend credits or start work, as actix names their patterns: a reservation,
+/// and the webhook sends a caller asks for (a test ping, a replay: each an outbound delivery).
+/// The one place a route becomes `work`; everything else follows from its method.
+pub const WORK_ROUTES: [(Method, &str); 3] = [
+    (Method::POST, "/v1/credits/reservations"),
+    (Method::POST, "/v1/webhook-endpoints/{endpointId}/test"),
+    (Method::POST, "/v1/webhook-deliveries/{deliveryId}/replay"),
+];
 
 /// The class of a request, from its method and the pattern of the route it matched (`None` for
 /// an unknown route, which is classed by its method alone).
@@ -416,6 +421,38 @@ mod tests {
             (Method::POST, None, Write),
             (Method::PUT, Some("/v1/credits/reservations"), Write),
             (Method::POST, Some("/v1/credits/reservations"), Work),
+            (Method::POST, Some("/v1/webhook-endpoints"), Write),
+            (
+                Method::GET,
+                Some("/v1/webhook-endpoints/{endpointId}"),
+                Read,
+            ),
+            (
+                Method::PATCH,
+                Some("/v1/webhook-endpoints/{endpointId}"),
+                Write,
+            ),
+            (
+                Method::DELETE,
+                Some("/v1/webhook-endpoints/{endpointId}"),
+                Write,
+            ),
+            (
+                Method::GET,
+                Some("/v1/webhook-endpoints/{endpointId}/deliveries"),
+                Read,
+            ),
+            (
+                Method::POST,
+                Some("/v1/webhook-endpoints/{endpointId}/test"),
+                Work,
+            ),
+            (
+                Method::POST,
+                Some("/v1/webhook-deliveries/{deliveryId}/replay"),
+                Work,
+            ),
+            (Method::GET, Some("/v1/audit-log"), Read),
         ];
         for (method, route, class) in cases {
             assert_eq!(endpoint_class(&method, route), class, "{method} {route:?}");

@@ -7,9 +7,6 @@ use domain::credits::{CreditConfig, LedgerEvent, LedgerEventType, LedgerFilter, 
 use domain::idempotency::IdempotencyKey;
 use domain::pagination::Page;
 use domain::use_cases::AllocationReport;
-use domain::Timestamp;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use super::{organization_id, Caller};
 use crate::dto::{
@@ -241,38 +238,13 @@ fn ledger_query(
             })
         })
         .transpose()?;
-    let since = query
-        .get("since")
-        .map(|raw| z_instant("since", raw))
-        .transpose()?;
-    // Instants are shown to the millisecond and kept to the microsecond: `until` takes in the
-    // whole millisecond it names, so an event's own `createdAt` finds it.
-    let until = query
-        .get("until")
-        .map(|raw| z_instant("until", raw).map(|t| t.plus(time::Duration::microseconds(999))))
-        .transpose()?;
+    let (since, until) = query.period()?;
     let filter = LedgerFilter {
         event_type,
         since,
         until,
     };
     Ok((filter, query.page(LEDGER, 25, 100)?))
-}
-
-/// An instant in the `Z` form only (API.md §1.4): `2026-06-03T18:14:02.187Z`.
-fn z_instant(field: &str, raw: &str) -> Result<Timestamp, ApiError> {
-    let invalid = || {
-        ApiError::invalid(
-            field,
-            "must be a UTC instant ending in Z, like 2026-06-03T18:14:02.187Z",
-        )
-    };
-    if !raw.ends_with('Z') {
-        return Err(invalid());
-    }
-    let parsed = OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| invalid())?;
-    Timestamp::from_unix_micros(Timestamp::from_offset_datetime(parsed).unix_micros())
-        .ok_or_else(invalid)
 }
 
 fn ledger_list(page: Page<LedgerEvent>) -> LedgerList {

@@ -2,10 +2,12 @@
 //! default), then validating its input, then calling one use case.
 
 mod api_keys;
+mod audit;
 mod credits;
 mod operations;
 mod organizations;
 mod reservations;
+mod webhooks;
 mod whoami;
 
 use std::future::{ready, Ready};
@@ -24,6 +26,7 @@ pub(crate) use api_keys::{
     __path_create_api_key, __path_delete_api_key, __path_kill_api_key, __path_list_api_keys,
     __path_list_own_api_keys, __path_rotate_child_api_key, __path_rotate_own_api_key,
 };
+pub(crate) use audit::__path_audit_log;
 pub(crate) use credits::{
     __path_allocate, __path_child_credits, __path_child_ledger, __path_credit_config,
     __path_own_credits, __path_own_ledger, __path_update_credit_config,
@@ -35,6 +38,10 @@ pub(crate) use organizations::{
 };
 pub(crate) use reservations::{
     __path_get_reservation, __path_release, __path_reserve, __path_settle,
+};
+pub(crate) use webhooks::{
+    __path_create_endpoint, __path_delete_endpoint, __path_get_endpoint, __path_list_deliveries,
+    __path_list_endpoints, __path_replay_delivery, __path_test_endpoint, __path_update_endpoint,
 };
 pub(crate) use whoami::__path_whoami;
 
@@ -128,6 +135,30 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
                 resource("/v1/api-keys/{keyId}/rotate", "POST")
                     .route(web::post().to(api_keys::rotate_own_api_key)),
             )
+            .service(
+                resource("/v1/webhook-endpoints", "POST, GET")
+                    .route(web::post().to(webhooks::create_endpoint))
+                    .route(web::get().to(webhooks::list_endpoints)),
+            )
+            .service(
+                resource("/v1/webhook-endpoints/{endpointId}", "GET, PATCH, DELETE")
+                    .route(web::get().to(webhooks::get_endpoint))
+                    .route(web::patch().to(webhooks::update_endpoint))
+                    .route(web::delete().to(webhooks::delete_endpoint)),
+            )
+            .service(
+                resource("/v1/webhook-endpoints/{endpointId}/deliveries", "GET")
+                    .route(web::get().to(webhooks::list_deliveries)),
+            )
+            .service(
+                resource("/v1/webhook-endpoints/{endpointId}/test", "POST")
+                    .route(web::post().to(webhooks::test_endpoint)),
+            )
+            .service(
+                resource("/v1/webhook-deliveries/{deliveryId}/replay", "POST")
+                    .route(web::post().to(webhooks::replay_delivery)),
+            )
+            .service(resource("/v1/audit-log", "GET").route(web::get().to(audit::audit_log)))
             .default_service(web::to(|| async {
                 Err::<web::Json<()>, _>(ApiError::not_found_route())
             })),
