@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn available_never_goes_negative() {
-        let id = OrganizationId::from_uuid(Uuid::nil());
+        let id = OrganizationId::from_uuid(uuid::Uuid::nil());
         let wallet = Wallet {
             organization_id: id,
             balance: 5,
@@ -462,7 +462,7 @@ mod config_tests {
             auto_refill_enabled: true,
             ..CreditConfig::default()
         };
-        let id = OrganizationId::from_uuid(Uuid::nil());
+        let id = OrganizationId::from_uuid(uuid::Uuid::nil());
         assert_eq!(
             config.refill_for(&Wallet {
                 organization_id: id,

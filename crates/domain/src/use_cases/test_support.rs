@@ -12,8 +12,8 @@ use crate::api_key::{
 use crate::organization::{Metadata, Organization, OrganizationName, OrganizationStatus, Revision};
 use crate::policy::Principal;
 use crate::ports::{
-    MockApiKeyStore, MockClock, MockCreditStore, MockIdempotencyStore, MockJobQueue,
-    MockOrganizationStore, MockRandomSource,
+    MockApiKeyStore, MockAuditLog, MockClock, MockCreditStore, MockIdempotencyStore, MockJobQueue,
+    MockOrganizationStore, MockPresenter, MockRandomSource, MockWebhookSender, MockWebhookStore,
 };
 use crate::{ApiKeyId, OrganizationId, Timestamp};
 
@@ -27,6 +27,10 @@ pub struct Mocks {
     pub organizations: MockOrganizationStore,
     pub api_keys: MockApiKeyStore,
     pub credits: MockCreditStore,
+    pub jobs: MockJobQueue,
+    pub audit: MockAuditLog,
+    pub webhooks: MockWebhookStore,
+    pub sender: MockWebhookSender,
 }
 
 impl Mocks {
@@ -35,6 +39,10 @@ impl Mocks {
             organizations: MockOrganizationStore::new(),
             api_keys: MockApiKeyStore::new(),
             credits: MockCreditStore::new(),
+            jobs: MockJobQueue::new(),
+            audit: MockAuditLog::new(),
+            webhooks: MockWebhookStore::new(),
+            sender: MockWebhookSender::new(),
         }
     }
 
@@ -52,12 +60,31 @@ impl Mocks {
             organizations: Arc::new(self.organizations),
             api_keys: Arc::new(self.api_keys),
             credits: Arc::new(self.credits),
-            jobs: Arc::new(MockJobQueue::new()),
+            jobs: Arc::new(self.jobs),
             idempotency: Arc::new(MockIdempotencyStore::new()),
+            audit: Arc::new(self.audit),
+            webhooks: Arc::new(self.webhooks),
+            sender: Arc::new(self.sender),
+            presenter: Arc::new(presenter()),
             clock: Arc::new(clock),
             random: Arc::new(random),
         })
     }
+}
+
+/// Renders what it is given in a form the tests can read back: the event type, or the audit data.
+fn presenter() -> MockPresenter {
+    let mut presenter = MockPresenter::new();
+    presenter
+        .expect_event_body()
+        .returning(|draft| format!("{{\"type\":\"{}\"}}", draft.event_type));
+    presenter
+        .expect_replay_body()
+        .returning(|original, id, _| format!("{original} replayed as {id}"));
+    presenter
+        .expect_audit_data()
+        .returning(|data| format!("{data:?}"));
+    presenter
 }
 
 pub fn org(parent: Option<OrganizationId>, status: OrganizationStatus) -> Organization {

@@ -31,7 +31,7 @@ fn mint_stores_a_hash_and_shows_the_secret_once() {
         .api_keys
         .expect_insert()
         .times(1)
-        .returning(|_, _| Ok(KeyInsert::Inserted));
+        .returning(|_, _, _| Ok(KeyInsert::Inserted));
     let minted = block_on(mocks.control_plane().mint_api_key(
         &principal,
         child.id,
@@ -146,7 +146,7 @@ fn minting_for_an_archived_child_is_a_conflict_even_when_archived_mid_way() {
         .expect_insert()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _| Ok(KeyInsert::OrganizationClosed));
+        .returning(|_, _, _| Ok(KeyInsert::OrganizationClosed));
     mocks
         .organizations
         .expect_find()

@@ -4,3 +4,4 @@
 mod api_keys;
 mod authenticate;
 mod organizations;
+mod webhooks;

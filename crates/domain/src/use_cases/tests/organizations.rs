@@ -1,4 +1,6 @@
+use crate::audit::AuditEventType;
 use crate::error::ConflictSubject;
+use crate::webhooks::EventType;
 use std::collections::BTreeMap;
 
 use futures_executor::block_on;
@@ -21,11 +23,17 @@ fn create_makes_an_active_child_of_the_caller() {
     mocks
         .organizations
         .expect_insert()
-        .withf(move |org, _| {
-            org.parent_id == Some(parent) && org.status == OrganizationStatus::Active
+        .withf(move |org, trail, _| {
+            org.parent_id == Some(parent)
+                && org.status == OrganizationStatus::Active
+                && trail.audit.len() == 1
+                && trail.audit[0].event_type == AuditEventType::OrganizationCreated
+                && trail.audit[0].organization_id == org.id
+                && trail.events.len() == 1
+                && trail.events[0].event_type == EventType::OrganizationCreated
         })
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     let input = NewOrganization {
         name: "  Acme Coffee ".into(),
         metadata: BTreeMap::from([("plan".into(), "growth".into())]),
@@ -141,13 +149,17 @@ fn suspend_moves_an_active_child_to_suspended_now() {
     mocks
         .organizations
         .expect_update()
-        .withf(|org, expected, _| {
+        .withf(move |org, expected, trail, _| {
             org.status == OrganizationStatus::Suspended { since: at(NOW) }
                 && org.updated_at == at(NOW)
                 && org.revision == expected.next()
+                && one_transition(trail, AuditEventType::OrganizationSuspended, "unpaid")
+                && trail.events.len() == 1
+                && trail.events[0].event_type == EventType::OrganizationSuspended
+                && trail.events[0].organization_id == org.id
         })
         .times(1)
-        .returning(|_, _, _| Ok(Write::Applied));
+        .returning(|_, _, _, _| Ok(Write::Applied));
     let suspended = block_on(mocks.control_plane().suspend_organization(
         &principal,
         child.id,
@@ -257,7 +269,7 @@ fn a_lost_race_is_retried_on_fresh_state() {
         .expect_update()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _, _| Ok(Write::Stale));
+        .returning(|_, _, _, _| Ok(Write::Stale));
     // Meanwhile another writer suspended it: the retry finds a no-op.
     let mut concurrently = child.clone();
     concurrently.status = OrganizationStatus::Suspended { since: at(7) };
@@ -294,9 +306,20 @@ fn archive_revokes_keys_atomically_and_again_reports_zeros() {
     mocks
         .organizations
         .expect_archive()
-        .withf(|org, _, _| org.status == OrganizationStatus::Archived { at: at(NOW) })
+        .withf(|org, _, _, trail| {
+            // What the sweep moved is audited on the child once the store knows the amount.
+            let swept = trail.resolved(300);
+            org.status == OrganizationStatus::Archived { at: at(NOW) }
+                && trail.audit.len() == 1
+                && trail.audit[0].event_type == AuditEventType::OrganizationArchived
+                && trail.resolved(0).audit.len() == 1
+                && swept.audit.len() == 2
+                && swept.audit[1].event_type == AuditEventType::CreditsReclaimed
+                && swept.events.len() == 2
+                && swept.events[1].event_type == EventType::CreditsReclaimed
+        })
         .times(1)
-        .returning(|_, _, _| {
+        .returning(|_, _, _, _| {
             Ok(Archive::Applied {
                 revoked_keys: 2,
                 reclaimed_credits: 300,
@@ -348,9 +371,9 @@ fn patch_merges_metadata_and_a_patch_that_changes_nothing_writes_nothing() {
     mocks
         .organizations
         .expect_update()
-        .with(always(), eq(child.revision), always())
+        .with(always(), eq(child.revision), always(), always())
         .times(1)
-        .returning(|_, _, _| Ok(Write::Applied));
+        .returning(|_, _, _, _| Ok(Write::Applied));
     let cp = mocks.control_plane();
     let patch = OrganizationPatch {
         metadata: Some(MetadataPatch::Merge(BTreeMap::from([(
@@ -412,4 +435,13 @@ fn a_reason_over_500_characters_is_invalid() {
     let id = org(None, OrganizationStatus::Active).id;
     let result = block_on(cp.suspend_organization(&principal, id, Some("x".repeat(501)), None));
     assert!(matches!(result, Err(DomainError::Validation(f)) if f[0].field == "reason"));
+}
+
+/// Exactly one audit event of `kind`, a transition with `reason`.
+fn one_transition(trail: &crate::trail::Trail, kind: AuditEventType, reason: &str) -> bool {
+    trail.audit.len() == 1
+        && trail.audit[0].event_type == kind
+        && trail.audit[0].request_id.as_deref() == Some("req_test")
+        && trail.audit[0].data.contains(reason)
+        && matches!(trail.audit[0].actor, crate::audit::Actor::ApiKey { .. })
 }

@@ -1,0 +1,225 @@
+use futures_executor::block_on;
+use uuid::Uuid;
+
+use crate::api_key::Scope;
+use crate::jobs::{Job, JobId, Lease};
+use crate::organization::OrganizationStatus;
+use crate::ports::SendOutcome;
+use crate::use_cases::test_support::*;
+use crate::use_cases::NewEndpoint;
+use crate::webhooks::{
+    AttemptRecord, Delivery, DeliveryId, DeliveryStatus, EndpointId, EndpointScope, EndpointStatus,
+    EventId, EventSelection, EventType, PendingAttempt, SigningSecret, WebhookEndpoint, WebhookUrl,
+    DELIVER,
+};
+use crate::DomainError;
+
+fn endpoint(status: EndpointStatus) -> WebhookEndpoint {
+    let owner = org(None, OrganizationStatus::Active);
+    WebhookEndpoint {
+        id: EndpointId::from_uuid(Uuid::new_v4()),
+        organization_id: owner.id,
+        url: WebhookUrl::parse("https://hooks.example.com/in").unwrap(),
+        events: EventSelection::All,
+        scope: EndpointScope::Own,
+        status,
+        description: None,
+        secret: SigningSecret::from_random([9; 32]),
+        consecutive_failures: 0,
+        created_at: at(0),
+        updated_at: at(0),
+    }
+}
+
+fn delivery(endpoint: &WebhookEndpoint, attempts: u32) -> Delivery {
+    Delivery {
+        id: DeliveryId::from_uuid(Uuid::new_v4()),
+        endpoint_id: endpoint.id,
+        event_id: EventId::new(at(0), [1; 10]),
+        event_type: EventType::OrganizationSuspended,
+        status: DeliveryStatus::Pending,
+        attempts,
+        last_error: None,
+        last_response_status: None,
+        last_attempt_at: None,
+        next_attempt_at: Some(at(0)),
+        created_at: at(0),
+        held: false,
+    }
+}
+
+/// One due delivery, answered by the receiver with `outcome`; returns what was recorded.
+fn attempt(
+    status: EndpointStatus,
+    attempts: u32,
+    outcome: Option<SendOutcome>,
+) -> (AttemptRecord, Vec<(&'static str, String)>) {
+    let endpoint = endpoint(status);
+    let delivery = delivery(&endpoint, attempts);
+    let lease = Lease {
+        job: Job {
+            id: JobId::from_uuid(delivery.id.as_uuid()),
+            organization_id: Some(endpoint.organization_id),
+            kind: DELIVER.to_owned(),
+            payload: delivery.id.to_string(),
+            run_at: at(0),
+            attempts: 1,
+        },
+        token: Uuid::new_v4(),
+    };
+    let mut mocks = Mocks::new();
+    let claimed = lease.clone();
+    mocks
+        .jobs
+        .expect_claim()
+        .withf(|kinds, _, _, _| kinds == &vec![DELIVER.to_owned()])
+        .returning(move |_, _, _, _| Ok(vec![claimed.clone()]));
+    let pending = PendingAttempt {
+        delivery: delivery.clone(),
+        endpoint,
+        body: "{\"id\":\"evt_1\"}".to_owned(),
+    };
+    let id = delivery.id;
+    mocks
+        .webhooks
+        .expect_pending_attempt()
+        .withf(move |asked| *asked == id)
+        .returning(move |_| Ok(Some(pending.clone())));
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = sent.clone();
+    if let Some(outcome) = outcome {
+        mocks
+            .sender
+            .expect_send()
+            .times(1)
+            .returning(move |request| {
+                seen.lock().unwrap().extend(request.headers);
+                outcome.clone()
+            });
+    }
+    let recorded = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let keep = recorded.clone();
+    mocks
+        .webhooks
+        .expect_finish_attempt()
+        .times(1)
+        .returning(move |_, record| {
+            *keep.lock().unwrap() = Some(record.clone());
+            Ok(true)
+        });
+    assert_eq!(
+        block_on(mocks.control_plane().deliver_webhooks(10)).unwrap(),
+        1
+    );
+    let record = recorded.lock().unwrap().clone().unwrap();
+    let headers = sent.lock().unwrap().clone();
+    (record, headers)
+}
+
+#[test]
+fn a_2xx_is_a_success_and_the_request_is_signed() {
+    let (record, headers) = attempt(
+        EndpointStatus::Enabled,
+        0,
+        Some(SendOutcome::Answered { status: 204 }),
+    );
+    assert_eq!(record.status, DeliveryStatus::Succeeded);
+    assert!(record.attempted);
+    let names: Vec<_> = headers.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        ["X-Layers-Event-Id", "X-Layers-Signature", "Content-Type"]
+    );
+    assert!(headers[1].1.starts_with("t=") && headers[1].1.contains(",v1="));
+}
+
+#[test]
+fn a_500_is_retried_30_seconds_later_and_a_400_is_not() {
+    let (record, _) = attempt(
+        EndpointStatus::Enabled,
+        0,
+        Some(SendOutcome::Answered { status: 500 }),
+    );
+    assert_eq!(record.status, DeliveryStatus::Pending);
+    assert_eq!(
+        record.next_attempt_at,
+        Some(at(NOW).plus(time::Duration::seconds(30)))
+    );
+    assert_eq!(record.response_status, Some(500));
+
+    let (record, _) = attempt(
+        EndpointStatus::Enabled,
+        0,
+        Some(SendOutcome::Answered { status: 400 }),
+    );
+    assert_eq!(record.status, DeliveryStatus::Failed);
+    assert_eq!(record.next_attempt_at, None);
+
+    let (record, _) = attempt(
+        EndpointStatus::Enabled,
+        0,
+        Some(SendOutcome::Answered { status: 429 }),
+    );
+    assert_eq!(record.status, DeliveryStatus::Pending);
+}
+
+#[test]
+fn the_eighth_failed_attempt_abandons_the_delivery() {
+    let (record, _) = attempt(
+        EndpointStatus::Enabled,
+        7,
+        Some(SendOutcome::NoAnswer {
+            error: "timed out".into(),
+        }),
+    );
+    assert_eq!(record.status, DeliveryStatus::Abandoned);
+    assert_eq!(record.error.as_deref(), Some("timed out"));
+}
+
+#[test]
+fn a_paused_endpoint_gets_nothing_and_its_delivery_is_canceled_without_an_attempt() {
+    let (record, headers) = attempt(EndpointStatus::AutoPaused, 3, None);
+    assert_eq!(record.status, DeliveryStatus::Canceled);
+    assert!(!record.attempted);
+    assert!(headers.is_empty());
+}
+
+#[test]
+fn the_firehose_needs_org_admin_and_urls_are_vetted_by_the_sender() {
+    let principal = partner(&[Scope::WebhooksWrite]);
+    let input = NewEndpoint {
+        url: "https://hooks.example.com/in".into(),
+        events: vec!["*".into()],
+        description: None,
+        scope: Some("all_children".into()),
+    };
+    let refused = block_on(Mocks::new().control_plane().create_webhook_endpoint(
+        &principal,
+        input.clone(),
+        None,
+    ));
+    assert!(matches!(
+        refused,
+        Err(DomainError::ForbiddenScope {
+            required: Scope::OrgAdmin
+        })
+    ));
+
+    let mut mocks = Mocks::new();
+    mocks
+        .sender
+        .expect_vet()
+        .returning(|_| Err("resolves to a private address".into()));
+    let own = NewEndpoint {
+        scope: None,
+        ..input
+    };
+    let Err(DomainError::Validation(fields)) = block_on(
+        mocks
+            .control_plane()
+            .create_webhook_endpoint(&principal, own, None),
+    ) else {
+        panic!("expected a validation error");
+    };
+    assert_eq!(fields[0].field, "url");
+}
