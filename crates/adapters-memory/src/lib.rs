@@ -27,8 +27,11 @@ use domain::ports::{
     Allocation, ApiKeyStore, Archive, CreditStore, IdempotencyStore, JobQueue, KeyInsert,
     OrganizationStore, Reclaim, Reserve, Rotation, StoreError, Write,
 };
+use domain::trail::Trail;
 use domain::{ApiKeyId, OrganizationId, Timestamp};
 use uuid::Uuid;
+
+mod webhooks;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -46,6 +49,12 @@ struct State {
     reservations: HashMap<ReservationId, Reservation>,
     credit_configs: HashMap<OrganizationId, CreditConfig>,
     jobs: HashMap<JobId, Scheduled>,
+    audit: Vec<domain::audit::AuditEvent>,
+    /// The last kill-switch refusal audited, per key.
+    refusals: HashMap<ApiKeyId, Timestamp>,
+    endpoints: HashMap<domain::webhooks::EndpointId, domain::webhooks::WebhookEndpoint>,
+    events: HashMap<domain::webhooks::EventId, domain::webhooks::Event>,
+    deliveries: HashMap<domain::webhooks::DeliveryId, domain::webhooks::Delivery>,
 }
 
 /// A job and who holds it. Done and cancelled jobs are removed.
@@ -233,19 +242,24 @@ impl State {
 }
 
 impl MemoryStore {
-    /// Applies `change` to the key if it is usable at `at`; returns the key as it is afterwards.
+    /// Applies `change` to the key if it is usable at `at`, writing `trail` with it; returns the
+    /// key as it is afterwards.
     fn change_if_usable(
         &self,
         id: ApiKeyId,
         at: Timestamp,
+        trail: &Trail,
         change: impl FnOnce(&mut ApiKey),
     ) -> Option<ApiKey> {
         let mut state = self.state();
         let key = state.api_keys.get_mut(&id)?;
-        if key.is_usable_at(at) {
-            change(key);
+        if !key.is_usable_at(at) {
+            return Some(key.clone());
         }
-        Some(key.clone())
+        change(key);
+        let changed = key.clone();
+        state.write_trail(trail, 0);
+        Some(changed)
     }
 }
 
@@ -258,13 +272,19 @@ fn is_current(state: &State, id: OrganizationId, expected: Revision) -> bool {
 
 #[async_trait]
 impl OrganizationStore for MemoryStore {
-    async fn insert(&self, org: &Organization, done: Option<Completion>) -> Result<(), StoreError> {
+    async fn insert(
+        &self,
+        org: &Organization,
+        trail: &Trail,
+        done: Option<Completion>,
+    ) -> Result<(), StoreError> {
         let mut state = self.state();
         if state.organizations.contains_key(&org.id) {
             return Err(StoreError::Duplicate(format!("organization {}", org.id)));
         }
         state.check_claim(done.as_ref().map(|d| &d.claim))?;
         state.organizations.insert(org.id, org.clone());
+        state.write_trail(trail, 0);
         state.write_completion(done);
         Ok(())
     }
@@ -295,6 +315,7 @@ impl OrganizationStore for MemoryStore {
         &self,
         org: &Organization,
         expected: Revision,
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<Write, StoreError> {
         if let OrganizationStatus::Archived { .. } = org.status {
@@ -308,6 +329,7 @@ impl OrganizationStore for MemoryStore {
         }
         state.check_claim(done.as_ref().map(|d| &d.claim))?;
         state.organizations.insert(org.id, org.clone());
+        state.write_trail(trail, 0);
         state.write_completion(done);
         Ok(Write::Applied)
     }
@@ -317,6 +339,7 @@ impl OrganizationStore for MemoryStore {
         org: &Organization,
         expected: Revision,
         reclaim: Reclaim,
+        trail: &Trail,
     ) -> Result<Archive, StoreError> {
         let OrganizationStatus::Archived { at } = org.status else {
             return Err(StoreError::Internal(
@@ -345,6 +368,8 @@ impl OrganizationStore for MemoryStore {
             scheduled.job.organization_id != Some(org.id)
                 || scheduled.job.kind == EXPIRE_RESERVATION
         });
+        state.cancel_deliveries_of(org.id);
+        state.write_trail(trail, reclaimed_credits);
         Ok(Archive::Applied {
             revoked_keys,
             reclaimed_credits,
@@ -357,6 +382,7 @@ impl ApiKeyStore for MemoryStore {
     async fn insert(
         &self,
         key: &ApiKey,
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<KeyInsert, StoreError> {
         let mut state = self.state();
@@ -366,6 +392,7 @@ impl ApiKeyStore for MemoryStore {
         state.check_unique(key)?;
         state.check_claim(done.as_ref().map(|d| &d.claim))?;
         state.add_key(key);
+        state.write_trail(trail, 0);
         state.write_completion(done);
         Ok(KeyInsert::Inserted)
     }
@@ -391,12 +418,26 @@ impl ApiKeyStore for MemoryStore {
         ))
     }
 
-    async fn revoke(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError> {
-        Ok(self.change_if_usable(id, at, |key| key.status = KeyStatus::Revoked { at }))
+    async fn revoke(
+        &self,
+        id: ApiKeyId,
+        at: Timestamp,
+        trail: &Trail,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.change_if_usable(id, at, trail, |key| {
+            key.status = KeyStatus::Revoked { at }
+        }))
     }
 
-    async fn kill(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError> {
-        Ok(self.change_if_usable(id, at, |key| key.status = KeyStatus::Killed { at }))
+    async fn kill(
+        &self,
+        id: ApiKeyId,
+        at: Timestamp,
+        trail: &Trail,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.change_if_usable(id, at, trail, |key| {
+            key.status = KeyStatus::Killed { at }
+        }))
     }
 
     async fn rotate(
@@ -405,6 +446,7 @@ impl ApiKeyStore for MemoryStore {
         supersession: Supersession,
         at: Timestamp,
         new: &ApiKey,
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<Rotation, StoreError> {
         let mut state = self.state();
@@ -424,6 +466,7 @@ impl ApiKeyStore for MemoryStore {
             current.superseded = Some(supersession);
         }
         state.add_key(new);
+        state.write_trail(trail, 0);
         state.write_completion(done);
         Ok(Rotation::Applied)
     }
@@ -434,6 +477,7 @@ impl ApiKeyStore for MemoryStore {
         handle: &KeyHandle,
         hash: &SecretHash,
         at: Timestamp,
+        trail: &Trail,
     ) -> Result<Option<ApiKey>, StoreError> {
         let mut state = self.state();
         let Some(current) = state.api_keys.get(&id) else {
@@ -457,7 +501,9 @@ impl ApiKeyStore for MemoryStore {
         key.handle = handle.clone();
         key.secret_hash = hash.clone();
         key.rotated_at = Some(at);
-        Ok(Some(key.clone()))
+        let changed = key.clone();
+        state.write_trail(trail, 0);
+        Ok(Some(changed))
     }
 
     async fn set_rate_limit_tier(
@@ -601,14 +647,18 @@ impl CreditStore for MemoryStore {
         Ok(self.state().wallet(organization))
     }
 
-    async fn grant(&self, entry: LedgerEntry) -> Result<LedgerEvent, StoreError> {
-        Ok(self.state().record(entry))
+    async fn grant(&self, entry: LedgerEntry, trail: &Trail) -> Result<LedgerEvent, StoreError> {
+        let mut state = self.state();
+        let event = state.record(entry);
+        state.write_trail(trail, 0);
+        Ok(event)
     }
 
     async fn allocate(
         &self,
         debit: LedgerEntry,
         credit: LedgerEntry,
+        trail: &Trail,
         done: Option<PendingCompletion<Wallet>>,
     ) -> Result<Allocation, StoreError> {
         let mut state = self.state();
@@ -623,6 +673,7 @@ impl CreditStore for MemoryStore {
         state.record(debit);
         let child = state.record(credit);
         let child_wallet = state.wallet(child.entry.organization_id);
+        state.write_trail(trail, 0);
         state.write_completion(done.map(|d| d.resolve(&child_wallet)));
         Ok(Allocation::Applied { child_wallet })
     }
@@ -650,6 +701,7 @@ impl CreditStore for MemoryStore {
         reservation: Reservation,
         expiry: JobId,
         month: (Timestamp, Timestamp),
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<Reserve, StoreError> {
         let mut state = self.state();
@@ -693,6 +745,7 @@ impl CreditStore for MemoryStore {
         };
         state.jobs.insert(expiry, Scheduled { job, claim: None });
         state.reservations.insert(reservation.id, reservation);
+        state.write_trail(trail, 0);
         state.write_completion(done);
         Ok(Reserve::Held)
     }
@@ -713,8 +766,11 @@ impl CreditStore for MemoryStore {
         &self,
         organization: OrganizationId,
         config: CreditConfig,
+        trail: &Trail,
     ) -> Result<(), StoreError> {
-        self.state().credit_configs.insert(organization, config);
+        let mut state = self.state();
+        state.credit_configs.insert(organization, config);
+        state.write_trail(trail, 0);
         Ok(())
     }
 
@@ -729,6 +785,7 @@ impl CreditStore for MemoryStore {
         at: Timestamp,
         usage: LedgerEventId,
         reclaim: Reclaim,
+        trail: &Trail,
     ) -> Result<Option<Reservation>, StoreError> {
         let mut state = self.state();
         let Some(reservation) = state.reservations.get(&id).cloned() else {
@@ -766,15 +823,17 @@ impl CreditStore for MemoryStore {
             .get(&organization)
             .filter(|org| org.status.kind() == StatusKind::Archived)
             .and_then(|org| org.parent_id);
-        if let Some(parent) = archived_child {
-            state.move_to_parent(
+        let reclaimed = match archived_child {
+            Some(parent) => state.move_to_parent(
                 organization,
                 parent,
                 reservation.credits - spent,
                 reclaim,
                 at,
-            );
-        }
+            ),
+            None => 0,
+        };
+        state.write_trail(trail, reclaimed);
         let finished = Reservation {
             status,
             ..reservation
