@@ -14,6 +14,7 @@ use domain::idempotency::Completion;
 use domain::pagination::PageRequest;
 use domain::policy::Credentials;
 use domain::ports::{ApiKeyStore, KeyInsert, Rotation, StoreError};
+use domain::trail::Trail;
 use domain::{ApiKeyId, OrganizationId, Timestamp};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -40,6 +41,7 @@ pub(crate) fn usable_at(
 }
 
 /// The changes that apply only to a key still usable at the change's instant.
+#[derive(Clone, Copy)]
 enum KeyChange<'a> {
     Revoke,
     Kill,
@@ -50,46 +52,58 @@ enum KeyChange<'a> {
 }
 
 impl PgStore {
-    /// Applies `change` at `at` if the key is usable then; returns the key as stored afterwards.
+    /// Applies `change` at `at` if the key is usable then, writing `trail` with it; returns the
+    /// key as stored afterwards.
     async fn change_if_usable(
         &self,
         id: ApiKeyId,
         at: Timestamp,
         change: KeyChange<'_>,
+        trail: &Trail,
     ) -> Result<Option<ApiKey>, StoreError> {
         use api_keys::dsl;
         let at = at.as_offset_datetime();
-        let target = diesel::update(api_keys::table.find(id.as_uuid()).filter(usable_at(at)));
         let mut conn = self.conn().await?;
-        let changed = match change {
-            KeyChange::Revoke => {
-                target
-                    .set(dsl::revoked_at.eq(Some(at)))
-                    .returning(ApiKeyRow::as_returning())
-                    .get_result(&mut conn)
-                    .await
-            }
-            KeyChange::Kill => {
-                target
-                    .set(dsl::killed_at.eq(Some(at)))
-                    .returning(ApiKeyRow::as_returning())
-                    .get_result(&mut conn)
-                    .await
-            }
-            KeyChange::ReplaceSecret { handle, hash } => {
-                target
-                    .set((
-                        dsl::handle.eq(handle.as_str().to_owned()),
-                        dsl::secret_hash.eq(hash.as_bytes().to_vec()),
-                        dsl::rotated_at.eq(Some(at)),
-                    ))
-                    .returning(ApiKeyRow::as_returning())
-                    .get_result(&mut conn)
-                    .await
-            }
-        }
-        .optional()
-        .map_err(from_diesel)?;
+        let changed = conn
+            .transaction(async |conn| {
+                let target =
+                    diesel::update(api_keys::table.find(id.as_uuid()).filter(usable_at(at)));
+                let changed = match change {
+                    KeyChange::Revoke => {
+                        target
+                            .set(dsl::revoked_at.eq(Some(at)))
+                            .returning(ApiKeyRow::as_returning())
+                            .get_result(conn)
+                            .await
+                    }
+                    KeyChange::Kill => {
+                        target
+                            .set(dsl::killed_at.eq(Some(at)))
+                            .returning(ApiKeyRow::as_returning())
+                            .get_result(conn)
+                            .await
+                    }
+                    KeyChange::ReplaceSecret { handle, hash } => {
+                        target
+                            .set((
+                                dsl::handle.eq(handle.as_str().to_owned()),
+                                dsl::secret_hash.eq(hash.as_bytes().to_vec()),
+                                dsl::rotated_at.eq(Some(at)),
+                            ))
+                            .returning(ApiKeyRow::as_returning())
+                            .get_result(conn)
+                            .await
+                    }
+                }
+                .optional()?;
+                // Only a change that happened leaves a trail.
+                if changed.is_some() {
+                    crate::trail::write(conn, trail).await?;
+                }
+                Ok(changed)
+            })
+            .await
+            .map_err(from_diesel)?;
         let row = match changed {
             Some(row) => Some(row),
             // Unknown, or no longer usable: then it is returned as stored.
@@ -110,6 +124,7 @@ impl ApiKeyStore for PgStore {
     async fn insert(
         &self,
         key: &ApiKey,
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<KeyInsert, StoreError> {
         let row = ApiKeyRow::from_domain(key);
@@ -132,6 +147,7 @@ impl ApiKeyStore for PgStore {
                         .values(&row)
                         .execute(conn)
                         .await?;
+                    crate::trail::write(conn, trail).await?;
                     complete_with_effect(conn, done.as_ref()).await?;
                     Ok(KeyInsert::Inserted)
                 }
@@ -184,12 +200,23 @@ impl ApiKeyStore for PgStore {
             .collect()
     }
 
-    async fn revoke(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError> {
-        self.change_if_usable(id, at, KeyChange::Revoke).await
+    async fn revoke(
+        &self,
+        id: ApiKeyId,
+        at: Timestamp,
+        trail: &Trail,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.change_if_usable(id, at, KeyChange::Revoke, trail)
+            .await
     }
 
-    async fn kill(&self, id: ApiKeyId, at: Timestamp) -> Result<Option<ApiKey>, StoreError> {
-        self.change_if_usable(id, at, KeyChange::Kill).await
+    async fn kill(
+        &self,
+        id: ApiKeyId,
+        at: Timestamp,
+        trail: &Trail,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.change_if_usable(id, at, KeyChange::Kill, trail).await
     }
 
     async fn rotate(
@@ -198,6 +225,7 @@ impl ApiKeyStore for PgStore {
         supersession: Supersession,
         at: Timestamp,
         new: &ApiKey,
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<Rotation, StoreError> {
         use api_keys::dsl;
@@ -242,6 +270,7 @@ impl ApiKeyStore for PgStore {
                 ))
                 .execute(conn)
                 .await?;
+            crate::trail::write(conn, trail).await?;
             complete_with_effect(conn, done.as_ref()).await?;
             Ok(Rotation::Applied)
         })
@@ -255,8 +284,9 @@ impl ApiKeyStore for PgStore {
         handle: &KeyHandle,
         hash: &SecretHash,
         at: Timestamp,
+        trail: &Trail,
     ) -> Result<Option<ApiKey>, StoreError> {
-        self.change_if_usable(id, at, KeyChange::ReplaceSecret { handle, hash })
+        self.change_if_usable(id, at, KeyChange::ReplaceSecret { handle, hash }, trail)
             .await
     }
 

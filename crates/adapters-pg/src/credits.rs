@@ -19,6 +19,7 @@ use domain::jobs::{Job, JobId, EXPIRE_RESERVATION};
 use domain::organization::Metadata;
 use domain::pagination::PageRequest;
 use domain::ports::{Allocation, CreditStore, Reclaim, Reserve, StoreError};
+use domain::trail::Trail;
 use domain::{OrganizationId, Timestamp};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -252,12 +253,14 @@ impl CreditStore for PgStore {
         }
     }
 
-    async fn grant(&self, entry: LedgerEntry) -> Result<LedgerEvent, StoreError> {
+    async fn grant(&self, entry: LedgerEntry, trail: &Trail) -> Result<LedgerEvent, StoreError> {
         let mut conn = self.conn().await?;
         let balance = conn
             .transaction(async |conn| {
                 lock_wallets(conn, &[entry.organization_id.as_uuid()]).await?;
-                record(conn, &entry).await
+                let balance = record(conn, &entry).await?;
+                crate::trail::write(conn, trail).await?;
+                Ok(balance)
             })
             .await
             .map_err(from_diesel)?;
@@ -271,6 +274,7 @@ impl CreditStore for PgStore {
         &self,
         debit: LedgerEntry,
         credit: LedgerEntry,
+        trail: &Trail,
         done: Option<PendingCompletion<Wallet>>,
     ) -> Result<Allocation, StoreError> {
         let (parent, child) = (
@@ -305,6 +309,7 @@ impl CreditStore for PgStore {
                 balance: u64::try_from(child_after).unwrap_or(0),
                 reserved: u64::try_from(child_reserved).unwrap_or(0),
             };
+            crate::trail::write(conn, trail).await?;
             let completion = done.as_ref().map(|d| d.resolve(&child_wallet));
             complete_with_effect(conn, completion.as_ref()).await?;
             Ok(Allocation::Applied { child_wallet })
@@ -358,6 +363,7 @@ impl CreditStore for PgStore {
         reservation: Reservation,
         expiry: JobId,
         month: (Timestamp, Timestamp),
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<Reserve, StoreError> {
         let row = ReservationRow::from_domain(&reservation);
@@ -418,6 +424,7 @@ impl CreditStore for PgStore {
                 attempts: 0,
             };
             crate::jobs::enqueue_with(conn, &job).await?;
+            crate::trail::write(conn, trail).await?;
             complete_with_effect(conn, done.as_ref()).await?;
             Ok(Reserve::Held)
         })
@@ -461,6 +468,7 @@ impl CreditStore for PgStore {
         &self,
         organization: OrganizationId,
         config: CreditConfig,
+        trail: &Trail,
     ) -> Result<(), StoreError> {
         let id = organization.as_uuid();
         let signed = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
@@ -475,8 +483,8 @@ impl CreditStore for PgStore {
                     wallets::auto_refill_enabled.eq(config.auto_refill_enabled),
                 ))
                 .execute(conn)
-                .await
-                .map(drop)
+                .await?;
+            crate::trail::write(conn, trail).await
         })
         .await
         .map_err(from_diesel)
@@ -502,6 +510,7 @@ impl CreditStore for PgStore {
         at: Timestamp,
         usage: LedgerEventId,
         reclaim: Reclaim,
+        trail: &Trail,
     ) -> Result<Option<Reservation>, StoreError> {
         let mut conn = self.conn().await?;
         let row: Option<ReservationRow> = conn
@@ -556,7 +565,9 @@ impl CreditStore for PgStore {
                 }
                 // Reserved at archive time, released now: the rest goes to the parent (§4.9).
                 let rest = row.credits - spent;
+                let mut swept = 0;
                 if let (Some(parent), true) = (sweep_to, rest > 0) {
+                    swept = u64::try_from(rest).unwrap_or(0);
                     let transfer = Some(reclaim.transfer_id);
                     record(
                         conn,
@@ -590,6 +601,7 @@ impl CreditStore for PgStore {
                     .returning(ReservationRow::as_returning())
                     .get_result(conn)
                     .await?;
+                crate::trail::write(conn, &trail.resolved(swept)).await?;
                 Ok(Some(finished))
             })
             .await

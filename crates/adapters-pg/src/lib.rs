@@ -1,6 +1,9 @@
-//! The store ports ([`OrganizationStore`], [`ApiKeyStore`]) on PostgreSQL, with diesel and
+//! The store ports ([`OrganizationStore`], [`ApiKeyStore`], [`CreditStore`], [`JobQueue`],
+//! [`IdempotencyStore`], [`AuditLog`], [`WebhookStore`]) on PostgreSQL, with diesel and
 //! diesel-async (`postgres_backend`: no libpq) over a deadpool pool.
 //!
+//! - Every write that is a material action writes its trail (audit events, webhook events and
+//!   their deliveries) in its own transaction, only when its effect is applied (`trail.rs`).
 //! - Every transaction lives inside one adapter method and awaits nothing but the database, so a
 //!   dropped request future can only abandon a transaction the server then rolls back.
 //! - The pool has an explicit size and wait/create/recycle timeouts: an unreachable database
@@ -12,8 +15,14 @@
 //!
 //! [`OrganizationStore`]: domain::ports::OrganizationStore
 //! [`ApiKeyStore`]: domain::ports::ApiKeyStore
+//! [`CreditStore`]: domain::ports::CreditStore
+//! [`JobQueue`]: domain::ports::JobQueue
+//! [`IdempotencyStore`]: domain::ports::IdempotencyStore
+//! [`AuditLog`]: domain::ports::AuditLog
+//! [`WebhookStore`]: domain::ports::WebhookStore
 
 mod api_keys;
+mod audit;
 mod credits;
 mod error;
 mod idempotency;
@@ -24,6 +33,8 @@ mod rows;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod trail;
+mod webhooks;
 
 use std::fmt;
 use std::time::Duration;

@@ -9,6 +9,7 @@ use domain::idempotency::Completion;
 use domain::organization::{Organization, Revision, StatusKind};
 use domain::pagination::PageRequest;
 use domain::ports::{Archive, OrganizationStore, Reclaim, StoreError, Write};
+use domain::trail::Trail;
 use domain::OrganizationId;
 
 use crate::error::from_diesel;
@@ -19,7 +20,12 @@ use crate::{sql_limit, PgStore};
 
 #[async_trait]
 impl OrganizationStore for PgStore {
-    async fn insert(&self, org: &Organization, done: Option<Completion>) -> Result<(), StoreError> {
+    async fn insert(
+        &self,
+        org: &Organization,
+        trail: &Trail,
+        done: Option<Completion>,
+    ) -> Result<(), StoreError> {
         let row = OrganizationRow::from_domain(org)?;
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
@@ -27,6 +33,7 @@ impl OrganizationStore for PgStore {
                 .values(&row)
                 .execute(conn)
                 .await?;
+            crate::trail::write(conn, trail).await?;
             complete_with_effect(conn, done.as_ref()).await
         })
         .await
@@ -86,6 +93,7 @@ impl OrganizationStore for PgStore {
         &self,
         org: &Organization,
         expected: Revision,
+        trail: &Trail,
         done: Option<Completion>,
     ) -> Result<Write, StoreError> {
         if org.status.archived_at().is_some() {
@@ -101,6 +109,7 @@ impl OrganizationStore for PgStore {
             if !compare_and_set(conn, id, expected, &changes).await? {
                 return Ok(Write::Stale);
             }
+            crate::trail::write(conn, trail).await?;
             complete_with_effect(conn, done.as_ref()).await?;
             Ok(Write::Applied)
         })
@@ -113,6 +122,7 @@ impl OrganizationStore for PgStore {
         org: &Organization,
         expected: Revision,
         reclaim: Reclaim,
+        trail: &Trail,
     ) -> Result<Archive, StoreError> {
         let Some(archived_at) = org.status.archived_at() else {
             return Err(StoreError::Internal(
@@ -147,6 +157,10 @@ impl OrganizationStore for PgStore {
                 None => 0,
             };
             crate::jobs::cancel_for(conn, id).await?;
+            // Before the trail: what the archive records goes to the parent's `all_children`
+            // endpoints, never to the archived organization's own.
+            crate::webhooks::cancel_pending_of_organization(conn, id).await?;
+            crate::trail::write(conn, &trail.resolved(reclaimed_credits)).await?;
             Ok(Archive::Applied {
                 revoked_keys: u64::try_from(revoked).unwrap_or(u64::MAX),
                 reclaimed_credits,

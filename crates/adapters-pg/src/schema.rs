@@ -49,7 +49,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     wallets,
     ledger_events,
-    reservations
+    reservations,
+    jobs,
+    audit_events,
+    kill_switch_refusals,
+    webhook_endpoints,
+    webhook_events,
+    webhook_deliveries
 );
 
 diesel::table! {
@@ -104,3 +110,70 @@ diesel::table! {
         lease_until -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    audit_events (id) {
+        id -> Uuid,
+        event_type -> Text,
+        occurred_at -> Timestamptz,
+        request_id -> Nullable<Text>,
+        organization_id -> Uuid,
+        actor_type -> Text,
+        actor_api_key_id -> Nullable<Uuid>,
+        actor_organization_id -> Nullable<Uuid>,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    kill_switch_refusals (api_key_id) {
+        api_key_id -> Uuid,
+        last_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        url -> Text,
+        events -> Array<Text>,
+        scope -> Text,
+        status -> Text,
+        description -> Nullable<Text>,
+        signing_secret -> Text,
+        consecutive_failures -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Uuid,
+        event_type -> Text,
+        organization_id -> Uuid,
+        created_at -> Timestamptz,
+        body -> Text,
+        replay_of -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        endpoint_id -> Uuid,
+        event_id -> Uuid,
+        event_type -> Text,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        last_response_status -> Nullable<Int2>,
+        last_attempt_at -> Nullable<Timestamptz>,
+        next_attempt_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
