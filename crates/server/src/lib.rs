@@ -5,6 +5,7 @@ pub mod config;
 pub mod operator;
 pub mod system;
 pub mod telemetry;
+pub mod workers;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -14,42 +15,13 @@ use actix_web::{App, HttpServer};
 use adapters_http::{ApiState, Readiness};
 use adapters_memory::MemoryStore;
 use adapters_pg::{PgStore, PoolSettings};
+use adapters_webhook::{HttpSender, SenderPolicy};
 use anyhow::Context;
 use domain::api_key::RateLimitTier;
-use std::time::Duration;
-
 use domain::ports::Clock;
 use domain::use_cases::{Bootstrap, BootstrapOutcome, ControlPlane, Ports};
-use domain::DomainError;
 
 pub use config::{Cli, Command, Config};
-
-/// How often the `lastUsedAt` of the keys used meanwhile is written: the most it lags (API.md
-/// §5.1 allows 60 s).
-const KEY_USAGE_FLUSH: Duration = Duration::from_secs(10);
-/// How often idempotency records past their 24 h replay window are deleted (expired records are
-/// ignored by claims anyway; this keeps the table small).
-const IDEMPOTENCY_PURGE: Duration = Duration::from_secs(600);
-/// How often the worker claims due jobs (API.md §8): held work goes out within this of resume.
-const SCHEDULED_WORK: Duration = Duration::from_secs(2);
-
-/// A background job of the server: `job` every `period`, until the server stops. A failure is
-/// logged and the job runs again at the next tick, so an outage of the store only delays it.
-async fn every(
-    period: Duration,
-    what: &'static str,
-    job: impl AsyncFn() -> Result<usize, DomainError>,
-) {
-    let mut ticks = tokio::time::interval(period);
-    loop {
-        ticks.tick().await;
-        match job().await {
-            Ok(0) => {}
-            Ok(done) => tracing::info!(done, "{what}"),
-            Err(error) => tracing::warn!(%error, "{what} failed; will retry"),
-        }
-    }
-}
 
 /// How long in-flight requests get to finish after SIGTERM (API.md §10).
 const SHUTDOWN_GRACE_SECS: u64 = 30;
@@ -99,7 +71,7 @@ pub async fn wire_with_clock(
             );
             let store = Arc::new(MemoryStore::new());
             Ok((
-                ControlPlane::new(ports(store, clock)),
+                ControlPlane::new(ports(store, clock, config)),
                 Arc::new(AlwaysReady),
             ))
         }
@@ -116,7 +88,7 @@ pub async fn wire_with_clock(
             let store = PgStore::connect_lazy(url, settings).context("configuring the pool")?;
             let readiness = Arc::new(PgReadiness(store.clone()));
             let store = Arc::new(store);
-            Ok((ControlPlane::new(ports(store, clock)), readiness))
+            Ok((ControlPlane::new(ports(store, clock, config)), readiness))
         }
     }
 }
@@ -168,38 +140,12 @@ impl Application {
         self.generated_admin_key.as_deref()
     }
 
-    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
+    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish, then lets the
+    /// background workers finish what they are doing (a webhook delivery in flight is recorded).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let (cp1, cp2, cp3) = (
-            self.control_plane.clone(),
-            self.control_plane.clone(),
-            self.control_plane.clone(),
-        );
-        let workers = [
-            tokio::spawn(every(
-                KEY_USAGE_FLUSH,
-                "recorded the last uses of API keys",
-                async move || cp1.flush_key_usage().await,
-            )),
-            tokio::spawn(every(
-                IDEMPOTENCY_PURGE,
-                "deleted expired idempotency records",
-                async move || {
-                    cp2.purge_idempotency_records()
-                        .await
-                        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-                },
-            )),
-            tokio::spawn(every(
-                SCHEDULED_WORK,
-                "ran scheduled jobs",
-                async move || cp3.run_scheduled_work().await,
-            )),
-        ];
+        let workers = workers::Workers::start(&self.control_plane);
         let served = self.server.await;
-        for worker in workers {
-            worker.abort();
-        }
+        workers.stop().await;
         // The last batch of `lastUsedAt` instants, so a clean stop loses none.
         if let Err(error) = self.control_plane.flush_key_usage().await {
             tracing::warn!(%error, "could not record the last uses of API keys at shutdown");
@@ -208,21 +154,36 @@ impl Application {
     }
 }
 
-fn ports<S>(store: Arc<S>, clock: Arc<dyn Clock>) -> Ports
+fn ports<S>(store: Arc<S>, clock: Arc<dyn Clock>, config: &Config) -> Ports
 where
     S: domain::ports::OrganizationStore
         + domain::ports::ApiKeyStore
         + domain::ports::IdempotencyStore
         + domain::ports::CreditStore
         + domain::ports::JobQueue
+        + domain::ports::AuditLog
+        + domain::ports::WebhookStore
         + 'static,
 {
+    if config.webhooks_allow_private_urls {
+        tracing::warn!(
+            "WEBHOOKS_ALLOW_PRIVATE_URLS is set: webhooks may go to http and to loopback and \
+             private addresses (local development only)"
+        );
+    }
+    let sender = HttpSender::new(SenderPolicy {
+        allow_private_urls: config.webhooks_allow_private_urls,
+    });
     Ports {
         organizations: store.clone(),
         api_keys: store.clone(),
         credits: store.clone(),
         jobs: store.clone(),
+        audit: store.clone(),
+        webhooks: store.clone(),
         idempotency: store,
+        sender: Arc::new(sender),
+        presenter: Arc::new(adapters_http::WirePresenter),
         clock,
         random: Arc::new(system::OsRandom),
     }

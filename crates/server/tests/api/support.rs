@@ -114,12 +114,19 @@ fn init_logs() {
     });
 }
 
+/// The configuration of the suite's servers: the defaults, two HTTP workers, and webhooks allowed
+/// to local receivers (`WEBHOOKS_ALLOW_PRIVATE_URLS=true`: the tests deliver to 127.0.0.1).
+pub fn test_config() -> Config {
+    Config {
+        http_workers: Some(2),
+        webhooks_allow_private_urls: true,
+        ..Config::embedded()
+    }
+}
+
 impl TestApp {
     pub async fn spawn(store: Store) -> TestApp {
-        let mut config = Config {
-            http_workers: Some(2),
-            ..Config::embedded()
-        };
+        let mut config = test_config();
         let database = match store {
             Store::Memory => None,
             Store::Postgres => {
@@ -171,7 +178,7 @@ impl TestApp {
     /// A second server on this test's PostgreSQL database, with a pool of its own and the same
     /// bootstrap key: what another process would be.
     pub async fn another_server(&self) -> TestApp {
-        let mut config = Config::embedded();
+        let mut config = test_config();
         config.database_url = self.database_url().map(str::to_owned);
         config.bootstrap_admin_key = Some(self.admin_key.clone());
         config.database_pool_size = 4;
