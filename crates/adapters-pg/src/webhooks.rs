@@ -466,13 +466,13 @@ impl WebhookStore for PgStore {
         lease: &Lease,
         record: &AttemptRecord,
     ) -> Result<bool, StoreError> {
-        let delivery = DeliveryId::parse(&lease.job.payload)
-            .map_err(|_| corrupt("delivery job payload", &lease.job.payload))?
-            .as_uuid();
+        // Not a delivery's job: nothing of ours to record.
+        let Ok(delivery) = DeliveryId::parse(&lease.job.payload).map(|d| d.as_uuid()) else {
+            return Ok(false);
+        };
         let job = lease.job.id.as_uuid();
         let at = record.at.as_offset_datetime();
         let next_attempt_at = record.next_attempt_at.map(|t| t.as_offset_datetime());
-        let pending = record.status == DeliveryStatus::Pending;
         let response_status = record
             .response_status
             .map(|s| {
@@ -528,23 +528,21 @@ impl WebhookStore for PgStore {
                     diesel::sql_query(
                         "UPDATE webhook_endpoints SET \
                            consecutive_failures = consecutive_failures + 1, \
-                           status = CASE WHEN status = 'enabled' AND consecutive_failures + 1 >= $2 \
-                                         THEN 'auto_paused' ELSE status END, \
-                           updated_at = CASE WHEN status = 'enabled' \
-                                              AND consecutive_failures + 1 >= $2 \
-                                             THEN $3 ELSE updated_at END \
+                           status = CASE WHEN status = 'enabled' \
+                                          AND consecutive_failures + 1 >= $2 \
+                                         THEN 'auto_paused' ELSE status END \
                          WHERE id = $1",
                     )
                     .bind::<SqlUuid, _>(endpoint)
                     .bind::<Integer, _>(failures_to_db(AUTO_PAUSE_AFTER))
-                    .bind::<Timestamptz, _>(at)
                     .execute(conn)
                     .await?;
                 }
             }
+            // The job: put back for the retry, or done (also when the delivery is gone).
             let job_row = jobs::table.find(job).filter(jobs::token.eq(lease.token));
-            match (endpoint.is_some() && pending, next_attempt_at) {
-                (true, Some(run_at)) => {
+            match (record.status, next_attempt_at, endpoint) {
+                (DeliveryStatus::Pending, Some(run_at), Some(_)) => {
                     diesel::update(job_row)
                         .set((
                             jobs::token.eq(None::<Uuid>),
@@ -554,21 +552,11 @@ impl WebhookStore for PgStore {
                         .execute(conn)
                         .await?;
                 }
-                (true, None) => {
-                    diesel::update(job_row)
-                        .set((
-                            jobs::token.eq(None::<Uuid>),
-                            jobs::lease_until.eq(None::<OffsetDateTime>),
-                            jobs::run_at.eq(at),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
-                (false, _) => {
+                _ => {
                     diesel::delete(job_row).execute(conn).await?;
                 }
             }
-            Ok(endpoint.is_some())
+            Ok(true)
         })
         .await
         .map_err(from_diesel)

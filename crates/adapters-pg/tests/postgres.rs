@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use adapters_pg::testing::{self, TestDatabase};
 use adapters_pg::{run_migrations, PgStore, PoolSettings};
 use domain::ports::{ApiKeyStore, OrganizationStore, StoreError};
+use domain::trail::Trail;
 use store_contract::fixtures::{at, child_of, key_of, top_level};
 use store_contract::{cases, Stores};
 
@@ -117,20 +118,20 @@ async fn the_database_refuses_grandchildren_and_orphans() {
     let store = database.store();
     let parent = top_level(at(0));
     let child = child_of(&parent, at(1));
-    OrganizationStore::insert(&store, &parent, None)
+    OrganizationStore::insert(&store, &parent, &Trail::none(), None)
         .await
         .unwrap();
-    OrganizationStore::insert(&store, &child, None)
+    OrganizationStore::insert(&store, &child, &Trail::none(), None)
         .await
         .unwrap();
     let grandchild = child_of(&child, at(2));
-    let refused = OrganizationStore::insert(&store, &grandchild, None).await;
+    let refused = OrganizationStore::insert(&store, &grandchild, &Trail::none(), None).await;
     assert!(
         matches!(refused, Err(StoreError::Internal(_))),
         "{refused:?}"
     );
     let orphan = child_of(&top_level(at(3)), at(4));
-    let refused = OrganizationStore::insert(&store, &orphan, None).await;
+    let refused = OrganizationStore::insert(&store, &orphan, &Trail::none(), None).await;
     assert!(
         matches!(refused, Err(StoreError::Internal(_))),
         "{refused:?}"
@@ -155,9 +156,13 @@ async fn rows_the_domain_rejects_are_internal_errors() {
     let database = TestDatabase::create().await.unwrap();
     let store = database.store();
     let org = top_level(at(0));
-    OrganizationStore::insert(&store, &org, None).await.unwrap();
+    OrganizationStore::insert(&store, &org, &Trail::none(), None)
+        .await
+        .unwrap();
     let key = key_of(&org, at(1));
-    ApiKeyStore::insert(&store, &key, None).await.unwrap();
+    ApiKeyStore::insert(&store, &key, &Trail::none(), None)
+        .await
+        .unwrap();
     let mut conn = AsyncPgConnection::establish(database.url()).await.unwrap();
     conn.batch_execute(&format!(
         "UPDATE api_keys SET scopes = ARRAY['credits:read', 'root:everything'] WHERE id = '{}'",
@@ -211,7 +216,9 @@ async fn connections_closed_by_the_server_are_replaced() {
     let database = TestDatabase::create().await.unwrap();
     let store = database.store();
     let org = top_level(at(0));
-    OrganizationStore::insert(&store, &org, None).await.unwrap();
+    OrganizationStore::insert(&store, &org, &Trail::none(), None)
+        .await
+        .unwrap();
     // Warm the pool with a couple of connections.
     let (a, b) = tokio::join!(
         OrganizationStore::find(&store, org.id),
