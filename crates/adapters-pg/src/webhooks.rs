@@ -180,7 +180,8 @@ pub(crate) async fn cancel_pending_of_organization(
     diesel::sql_query(
         "UPDATE webhook_deliveries d SET status = 'canceled', next_attempt_at = NULL \
          FROM webhook_endpoints e \
-         WHERE d.endpoint_id = e.id AND e.organization_id = $1 AND d.status = 'pending'",
+         WHERE d.endpoint_id = e.id AND e.organization_id = $1 AND e.deleted_at IS NULL \
+           AND d.status = 'pending'",
     )
     .bind::<SqlUuid, _>(organization)
     .execute(conn)

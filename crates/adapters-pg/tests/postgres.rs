@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use adapters_pg::testing::{self, TestDatabase};
 use adapters_pg::{run_migrations, PgStore, PoolSettings};
-use domain::ports::{ApiKeyStore, OrganizationStore, StoreError};
+use domain::audit::{Actor, AuditEvent, AuditEventId, AuditEventType, AuditFilter};
+use domain::ports::{ApiKeyStore, Archive, AuditLog, OrganizationStore, StoreError};
 use domain::trail::Trail;
 use store_contract::fixtures::{at, child_of, key_of, top_level};
 use store_contract::{cases, Stores};
@@ -251,4 +252,133 @@ async fn connections_closed_by_the_server_are_replaced() {
         0
     );
     assert!(store.is_ready().await);
+}
+
+/// A kill-switch refusal by `key` at `at`, as the gate would audit it.
+fn refusal(key: &domain::api_key::ApiKey, at: domain::Timestamp, n: u8) -> AuditEvent {
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..10]);
+    random[0] ^= n;
+    AuditEvent {
+        id: AuditEventId::new(at, random),
+        event_type: AuditEventType::KillSwitchRefused,
+        occurred_at: at,
+        request_id: Some(format!("req_{n}")),
+        organization_id: key.organization_id,
+        actor: Actor::ApiKey {
+            api_key_id: key.id,
+            organization_id: key.organization_id,
+        },
+        data: r#"{"scope":"organization"}"#.to_owned(),
+    }
+}
+
+/// The database refuses to change or delete audit rows, and an archive keeps them.
+#[tokio::test]
+async fn the_audit_log_is_append_only_and_outlives_an_archive() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let database = TestDatabase::create().await.unwrap();
+    let store = database.store();
+    let parent = top_level(at(0));
+    let child = child_of(&parent, at(1));
+    OrganizationStore::insert(&store, &parent, &Trail::none(), None)
+        .await
+        .unwrap();
+    OrganizationStore::insert(&store, &child, &Trail::none(), None)
+        .await
+        .unwrap();
+    let key = key_of(&child, at(2));
+    let event = refusal(&key, at(3), 1);
+    ApiKeyStore::insert(&store, &key, &Trail::none().with_audit(event.clone()), None)
+        .await
+        .unwrap();
+
+    let mut conn = AsyncPgConnection::establish(database.url()).await.unwrap();
+    for statement in [
+        "UPDATE audit_events SET data = '{}'",
+        "DELETE FROM audit_events",
+    ] {
+        assert!(
+            conn.batch_execute(statement).await.is_err(),
+            "{statement} was allowed"
+        );
+    }
+    let archived = store_contract::fixtures::archived(&child, at(4));
+    let outcome = OrganizationStore::archive(
+        &store,
+        &archived,
+        child.revision,
+        store_contract::fixtures::reclaim(),
+        &Trail::none(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, Archive::Applied { .. }), "{outcome:?}");
+    let log = AuditLog::list(
+        &store,
+        child.id,
+        AuditFilter::default(),
+        store_contract::fixtures::first_page(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(log, vec![event]);
+}
+
+/// Refusals of one key racing on two processes within the window write one event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refusals_racing_on_two_processes_are_audited_once() {
+    let database = TestDatabase::create().await.unwrap();
+    let first = Arc::new(database.store());
+    let second = Arc::new(
+        PgStore::connect(database.url(), testing::test_pool_settings())
+            .await
+            .unwrap(),
+    );
+    let org = top_level(at(0));
+    OrganizationStore::insert(&*first, &org, &Trail::none(), None)
+        .await
+        .unwrap();
+    let key = key_of(&org, at(1));
+    ApiKeyStore::insert(&*first, &key, &Trail::none(), None)
+        .await
+        .unwrap();
+    let window = domain::audit::KILL_SWITCH_AUDIT_WINDOW;
+    let now = at(60_000_000);
+    let races = (0..8u8).map(|n| {
+        let store = if n % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let event = refusal(&key, now, n);
+        tokio::spawn(async move { store.record_refusal(&event, now.plus(-window)).await })
+    });
+    let mut written = 0;
+    for race in futures_util::future::join_all(races).await {
+        if race.unwrap().unwrap() {
+            written += 1;
+        }
+    }
+    assert_eq!(written, 1);
+    // Within the window: refused; past it: written.
+    let soon = now.plus(time::Duration::seconds(59));
+    assert!(!first
+        .record_refusal(&refusal(&key, soon, 9), soon.plus(-window))
+        .await
+        .unwrap());
+    let after = now.plus(time::Duration::seconds(61));
+    assert!(second
+        .record_refusal(&refusal(&key, after, 10), after.plus(-window))
+        .await
+        .unwrap());
+    let log = AuditLog::list(
+        &*first,
+        org.id,
+        AuditFilter::default(),
+        store_contract::fixtures::first_page(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(log.len(), 2);
 }
