@@ -424,9 +424,7 @@ impl ApiKeyStore for MemoryStore {
         at: Timestamp,
         trail: &Trail,
     ) -> Result<Option<ApiKey>, StoreError> {
-        Ok(self.change_if_usable(id, at, trail, |key| {
-            key.status = KeyStatus::Revoked { at }
-        }))
+        Ok(self.change_if_usable(id, at, trail, |key| key.status = KeyStatus::Revoked { at }))
     }
 
     async fn kill(
@@ -435,9 +433,7 @@ impl ApiKeyStore for MemoryStore {
         at: Timestamp,
         trail: &Trail,
     ) -> Result<Option<ApiKey>, StoreError> {
-        Ok(self.change_if_usable(id, at, trail, |key| {
-            key.status = KeyStatus::Killed { at }
-        }))
+        Ok(self.change_if_usable(id, at, trail, |key| key.status = KeyStatus::Killed { at }))
     }
 
     async fn rotate(

@@ -95,8 +95,7 @@ impl State {
             .map(|e| e.id)
             .collect();
         for delivery in self.deliveries.values_mut() {
-            if owned.contains(&delivery.endpoint_id) && delivery.status == DeliveryStatus::Pending
-            {
+            if owned.contains(&delivery.endpoint_id) && delivery.status == DeliveryStatus::Pending {
                 delivery.status = DeliveryStatus::Canceled;
                 delivery.next_attempt_at = None;
             }
@@ -131,11 +130,7 @@ impl AuditLog for MemoryStore {
             .audit
             .iter()
             .filter(|e| e.organization_id == organization && filter.admits(e));
-        Ok(page(
-            events,
-            |e| (e.occurred_at, e.id.as_uuid()),
-            request,
-        ))
+        Ok(page(events, |e| (e.occurred_at, e.id.as_uuid()), request))
     }
 
     async fn record_refusal(
@@ -149,7 +144,11 @@ impl AuditLog for MemoryStore {
             ));
         };
         let mut state = self.state();
-        if state.refusals.get(&api_key_id).is_some_and(|last| *last > since) {
+        if state
+            .refusals
+            .get(&api_key_id)
+            .is_some_and(|last| *last > since)
+        {
             return Ok(false);
         }
         state.refusals.insert(api_key_id, event.occurred_at);
@@ -194,11 +193,7 @@ impl WebhookStore for MemoryStore {
             .endpoints
             .values()
             .filter(|e| e.organization_id == organization);
-        Ok(page(
-            endpoints,
-            |e| (e.created_at, e.id.as_uuid()),
-            request,
-        ))
+        Ok(page(endpoints, |e| (e.created_at, e.id.as_uuid()), request))
     }
 
     async fn update_endpoint(

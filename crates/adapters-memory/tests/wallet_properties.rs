@@ -16,7 +16,7 @@ use domain::pagination::PageRequest;
 use domain::policy::Principal;
 use domain::ports::{Clock, CreditStore, RandomSource};
 use domain::use_cases::{
-    ControlPlane, NewAllocation, NewApiKey, NewOrganization, NewReservation, Ports,
+    ControlPlane, NewAllocation, NewApiKey, NewOrganization, NewReservation, Ports, RequestContext,
 };
 use domain::{OrganizationId, Timestamp};
 use futures_executor::block_on;
@@ -103,6 +103,39 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// No endpoint is ever created here, so nothing is sent.
+struct NoWebhooks;
+
+#[async_trait::async_trait]
+impl domain::ports::WebhookSender for NoWebhooks {
+    async fn vet(&self, _: &domain::webhooks::WebhookUrl) -> Result<(), String> {
+        Err("no webhooks in this test".into())
+    }
+
+    async fn send(&self, _: domain::ports::OutboundRequest) -> domain::ports::SendOutcome {
+        domain::ports::SendOutcome::NoAnswer {
+            error: "no webhooks in this test".into(),
+        }
+    }
+}
+
+/// Bodies in Rust's debug form: this test reads no trail.
+struct DebugPresenter;
+
+impl domain::ports::Presenter for DebugPresenter {
+    fn event_body(&self, event: &domain::trail::EventDraft) -> String {
+        format!("{event:?}")
+    }
+
+    fn replay_body(&self, original: &str, _: domain::webhooks::EventId, _: Timestamp) -> String {
+        original.to_owned()
+    }
+
+    fn audit_data(&self, data: &domain::audit::AuditData) -> String {
+        format!("{data:?}")
+    }
+}
+
 struct World {
     plane: ControlPlane,
     store: Arc<MemoryStore>,
@@ -124,6 +157,10 @@ impl World {
             credits: store.clone(),
             jobs: store.clone(),
             idempotency: store.clone(),
+            audit: store.clone(),
+            webhooks: store.clone(),
+            sender: Arc::new(NoWebhooks),
+            presenter: Arc::new(DebugPresenter),
             clock: clock.clone(),
             random: Arc::new(Counter(AtomicU64::new(1))),
         });
@@ -134,7 +171,10 @@ impl World {
             )
             .await
             .unwrap();
-        let parent = plane.authenticate(admin.secret.reveal()).await.unwrap();
+        let parent = plane
+            .authenticate(admin.secret.reveal(), &RequestContext::default())
+            .await
+            .unwrap();
         let mut children = Vec::new();
         for i in 0..3 {
             let input = NewOrganization {
@@ -154,7 +194,10 @@ impl World {
                 .mint_api_key(&parent, child.id, key, None)
                 .await
                 .unwrap();
-            let principal = plane.authenticate(minted.secret.reveal()).await.unwrap();
+            let principal = plane
+                .authenticate(minted.secret.reveal(), &RequestContext::default())
+                .await
+                .unwrap();
             children.push((child.id, principal));
         }
         World {

@@ -1,6 +1,7 @@
 //! The contract cases, one per promise of the ports. Each takes a fresh [`Stores`] and panics
 //! with the offending value when the store breaks the contract.
 
+use domain::trail::Trail;
 use std::sync::Arc;
 
 use domain::api_key::{ApiKey, KeyStatus};
@@ -20,7 +21,7 @@ use crate::Stores;
 
 async fn insert_org(s: &Stores, org: &Organization) {
     s.organizations
-        .insert(org, None)
+        .insert(org, &Trail::none(), None)
         .await
         .unwrap_or_else(|e| panic!("inserting {org:?}: {e}"));
 }
@@ -28,7 +29,7 @@ async fn insert_org(s: &Stores, org: &Organization) {
 async fn insert_key(s: &Stores, key: &ApiKey) {
     let outcome = s
         .api_keys
-        .insert(key, None)
+        .insert(key, &Trail::none(), None)
         .await
         .unwrap_or_else(|e| panic!("inserting {key:?}: {e}"));
     assert_eq!(outcome, KeyInsert::Inserted, "inserting {key:?}");
@@ -133,7 +134,7 @@ pub async fn organization_insert_same_id_is_duplicate(s: &Stores) {
         created_at: at(99),
         ..first.clone()
     };
-    let result = s.organizations.insert(&second, None).await;
+    let result = s.organizations.insert(&second, &Trail::none(), None).await;
     assert!(
         matches!(result, Err(StoreError::Duplicate(_))),
         "expected Duplicate, got {result:?}"
@@ -347,7 +348,7 @@ pub async fn update_applies_when_the_revision_matches(s: &Stores) {
     };
     assert_eq!(
         s.organizations
-            .update(&changed, child.revision, None)
+            .update(&changed, child.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Applied
@@ -358,7 +359,7 @@ pub async fn update_applies_when_the_revision_matches(s: &Stores) {
     let paused = suspended(&changed, at(200));
     assert_eq!(
         s.organizations
-            .update(&paused, changed.revision, None)
+            .update(&paused, changed.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Applied
@@ -374,7 +375,7 @@ pub async fn update_applies_when_the_revision_matches(s: &Stores) {
     };
     assert_eq!(
         s.organizations
-            .update(&resumed, paused.revision, None)
+            .update(&resumed, paused.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Applied
@@ -396,7 +397,7 @@ pub async fn update_is_stale_and_writes_nothing_when_the_revision_differs(s: &St
         };
         assert_eq!(
             s.organizations
-                .update(&changed, expected, None)
+                .update(&changed, expected, &Trail::none(), None)
                 .await
                 .unwrap(),
             Write::Stale,
@@ -415,7 +416,7 @@ pub async fn update_of_an_unknown_organization_is_stale(s: &Stores) {
     };
     assert_eq!(
         s.organizations
-            .update(&changed, ghost.revision, None)
+            .update(&changed, ghost.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Stale
@@ -439,7 +440,7 @@ pub async fn archive_revokes_every_active_key_at_the_archive_instant(s: &Stores)
     let gone = archived(&child, archive_at);
     assert_eq!(
         s.organizations
-            .archive(&gone, child.revision, reclaim())
+            .archive(&gone, child.revision, reclaim(), &Trail::none())
             .await
             .unwrap(),
         Archive::Applied {
@@ -469,7 +470,7 @@ pub async fn archive_of_a_suspended_organization_without_keys(s: &Stores) {
     let gone = archived(&child, at(3));
     assert_eq!(
         s.organizations
-            .archive(&gone, child.revision, reclaim())
+            .archive(&gone, child.revision, reclaim(), &Trail::none())
             .await
             .unwrap(),
         Archive::Applied {
@@ -495,7 +496,7 @@ pub async fn archive_is_stale_and_writes_nothing_when_the_revision_differs(s: &S
         };
         assert_eq!(
             s.organizations
-                .archive(&gone, expected, reclaim())
+                .archive(&gone, expected, reclaim(), &Trail::none())
                 .await
                 .unwrap(),
             Archive::Stale,
@@ -512,7 +513,12 @@ pub async fn archive_is_stale_and_writes_nothing_when_the_revision_differs(s: &S
     let ghost = top_level(at(0));
     assert_eq!(
         s.organizations
-            .archive(&archived(&ghost, at(1)), ghost.revision, reclaim())
+            .archive(
+                &archived(&ghost, at(1)),
+                ghost.revision,
+                reclaim(),
+                &Trail::none()
+            )
             .await
             .unwrap(),
         Archive::Stale
@@ -549,7 +555,7 @@ pub async fn key_insert_same_id_is_duplicate(s: &Stores) {
         id: first.id,
         ..rich_key_of(&child, at(30))
     };
-    let result = s.api_keys.insert(&same_id, None).await;
+    let result = s.api_keys.insert(&same_id, &Trail::none(), None).await;
     assert!(
         matches!(result, Err(StoreError::Duplicate(_))),
         "expected Duplicate, got {result:?}"
@@ -567,7 +573,7 @@ pub async fn key_insert_same_handle_is_duplicate(s: &Stores) {
         handle: first.handle.clone(),
         ..key_of(&parent, at(30))
     };
-    let result = s.api_keys.insert(&same_handle, None).await;
+    let result = s.api_keys.insert(&same_handle, &Trail::none(), None).await;
     assert!(
         matches!(result, Err(StoreError::Duplicate(_))),
         "expected Duplicate, got {result:?}"
@@ -587,14 +593,14 @@ pub async fn key_insert_into_an_archived_organization_is_refused(s: &Stores) {
     let gone = archived(&child, at(100));
     assert!(matches!(
         s.organizations
-            .archive(&gone, child.revision, reclaim())
+            .archive(&gone, child.revision, reclaim(), &Trail::none())
             .await
             .unwrap(),
         Archive::Applied { .. }
     ));
     let key = key_of(&child, at(200));
     assert_eq!(
-        s.api_keys.insert(&key, None).await.unwrap(),
+        s.api_keys.insert(&key, &Trail::none(), None).await.unwrap(),
         KeyInsert::OrganizationClosed
     );
     assert_eq!(s.api_keys.find(key.id).await.unwrap(), None);
@@ -620,7 +626,7 @@ pub async fn key_insert_into_an_archived_organization_is_refused(s: &Stores) {
     insert_org(s, &born_archived).await;
     let key = key_of(&born_archived, at(3));
     assert_eq!(
-        s.api_keys.insert(&key, None).await.unwrap(),
+        s.api_keys.insert(&key, &Trail::none(), None).await.unwrap(),
         KeyInsert::OrganizationClosed
     );
     assert_eq!(s.api_keys.find(key.id).await.unwrap(), None);
@@ -630,7 +636,7 @@ pub async fn key_insert_into_a_missing_organization_is_refused(s: &Stores) {
     let ghost = top_level(at(0));
     let key = key_of(&ghost, at(1));
     assert_eq!(
-        s.api_keys.insert(&key, None).await.unwrap(),
+        s.api_keys.insert(&key, &Trail::none(), None).await.unwrap(),
         KeyInsert::OrganizationClosed
     );
     assert_eq!(s.api_keys.find(key.id).await.unwrap(), None);
@@ -710,7 +716,11 @@ pub async fn revoke_revokes_an_active_key_at_the_instant(s: &Stores) {
     let other = key_of(&child, at(21));
     insert_key(s, &key).await;
     insert_key(s, &other).await;
-    let answer = s.api_keys.revoke(key.id, at(100)).await.unwrap();
+    let answer = s
+        .api_keys
+        .revoke(key.id, at(100), &Trail::none())
+        .await
+        .unwrap();
     assert_eq!(answer, Some(revoked(&key, at(100))));
     assert_eq!(stored_key(s, &key).await, revoked(&key, at(100)));
     assert_eq!(stored_key(s, &other).await, other);
@@ -722,8 +732,16 @@ pub async fn revoke_is_idempotent(s: &Stores) {
     let (_, child) = family(s).await;
     let key = key_of(&child, at(20));
     insert_key(s, &key).await;
-    let first = s.api_keys.revoke(key.id, at(100)).await.unwrap();
-    let second = s.api_keys.revoke(key.id, at(200)).await.unwrap();
+    let first = s
+        .api_keys
+        .revoke(key.id, at(100), &Trail::none())
+        .await
+        .unwrap();
+    let second = s
+        .api_keys
+        .revoke(key.id, at(200), &Trail::none())
+        .await
+        .unwrap();
     assert_eq!(first, Some(revoked(&key, at(100))));
     assert_eq!(second, first);
     assert_eq!(stored_key(s, &key).await, revoked(&key, at(100)));
@@ -731,13 +749,22 @@ pub async fn revoke_is_idempotent(s: &Stores) {
     let born_revoked = revoked(&key_of(&child, at(30)), at(31));
     insert_key(s, &born_revoked).await;
     assert_eq!(
-        s.api_keys.revoke(born_revoked.id, at(300)).await.unwrap(),
+        s.api_keys
+            .revoke(born_revoked.id, at(300), &Trail::none())
+            .await
+            .unwrap(),
         Some(born_revoked)
     );
 }
 
 pub async fn revoke_of_an_unknown_key_is_none(s: &Stores) {
-    assert_eq!(s.api_keys.revoke(key_id(), at(1)).await.unwrap(), None);
+    assert_eq!(
+        s.api_keys
+            .revoke(key_id(), at(1), &Trail::none())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn count_active_counts_only_active_keys_of_the_organization(s: &Stores) {
@@ -750,9 +777,18 @@ pub async fn count_active_counts_only_active_keys_of_the_organization(s: &Stores
     insert_key(s, &revoked(&key_of(&child, at(30)), at(31))).await;
     insert_key(s, &key_of(&parent, at(32))).await;
     assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 4);
-    s.api_keys.revoke(keys[0].id, at(40)).await.unwrap();
-    s.api_keys.revoke(keys[0].id, at(41)).await.unwrap();
-    s.api_keys.revoke(keys[1].id, at(42)).await.unwrap();
+    s.api_keys
+        .revoke(keys[0].id, at(40), &Trail::none())
+        .await
+        .unwrap();
+    s.api_keys
+        .revoke(keys[0].id, at(41), &Trail::none())
+        .await
+        .unwrap();
+    s.api_keys
+        .revoke(keys[1].id, at(42), &Trail::none())
+        .await
+        .unwrap();
     assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 2);
     assert_eq!(
         s.api_keys.count_active(parent.id, later()).await.unwrap(),
@@ -833,7 +869,7 @@ pub async fn find_credentials_reads_the_current_state(s: &Stores) {
     let child_paused = suspended(&child, at(30));
     assert_eq!(
         s.organizations
-            .update(&child_paused, child.revision, None)
+            .update(&child_paused, child.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Applied
@@ -843,7 +879,7 @@ pub async fn find_credentials_reads_the_current_state(s: &Stores) {
     let parent_paused = suspended(&parent, at(31));
     assert_eq!(
         s.organizations
-            .update(&parent_paused, parent.revision, None)
+            .update(&parent_paused, parent.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Applied
@@ -858,21 +894,24 @@ pub async fn find_credentials_reads_the_current_state(s: &Stores) {
     };
     assert_eq!(
         s.organizations
-            .update(&child_resumed, child_paused.revision, None)
+            .update(&child_resumed, child_paused.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Applied
     );
     assert_eq!(read().await.organization, child_resumed);
 
-    s.api_keys.revoke(key.id, at(40)).await.unwrap();
+    s.api_keys
+        .revoke(key.id, at(40), &Trail::none())
+        .await
+        .unwrap();
     assert_eq!(read().await.key.status, KeyStatus::Revoked { at: at(40) });
 
     let other = key_of(&child, at(50));
     insert_key(s, &other).await;
     let gone = archived(&child_resumed, at(60));
     s.organizations
-        .archive(&gone, child_resumed.revision, reclaim())
+        .archive(&gone, child_resumed.revision, reclaim(), &Trail::none())
         .await
         .unwrap();
     let after = s
@@ -909,7 +948,9 @@ pub async fn concurrent_updates_from_one_revision_apply_exactly_once(s: &Stores)
             };
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                let outcome = organizations.update(&next, current.revision, None).await;
+                let outcome = organizations
+                    .update(&next, current.revision, &Trail::none(), None)
+                    .await;
                 (next, outcome)
             }));
         }
@@ -946,7 +987,9 @@ pub async fn concurrent_archives_from_one_revision_apply_exactly_once(s: &Stores
         let expected = child.revision;
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            let outcome = organizations.archive(&gone, expected, reclaim()).await;
+            let outcome = organizations
+                .archive(&gone, expected, reclaim(), &Trail::none())
+                .await;
             (gone, outcome)
         }));
     }
@@ -992,7 +1035,7 @@ pub async fn archive_racing_key_inserts_leaves_no_live_key(s: &Stores) {
                 for _ in 0..(i % 4) {
                     tokio::task::yield_now().await;
                 }
-                let outcome = api_keys.insert(&key, None).await;
+                let outcome = api_keys.insert(&key, &Trail::none(), None).await;
                 (key, outcome)
             }));
         }
@@ -1004,7 +1047,9 @@ pub async fn archive_racing_key_inserts_leaves_no_live_key(s: &Stores) {
             let expected = child.revision;
             tokio::spawn(async move {
                 barrier.wait().await;
-                organizations.archive(&gone, expected, reclaim()).await
+                organizations
+                    .archive(&gone, expected, reclaim(), &Trail::none())
+                    .await
             })
         };
 
@@ -1045,7 +1090,7 @@ pub async fn archive_racing_key_inserts_leaves_no_live_key(s: &Stores) {
         // And after the archive, every insert is refused.
         assert_eq!(
             s.api_keys
-                .insert(&key_of(&child, at(9_000)), None)
+                .insert(&key_of(&child, at(9_000)), &Trail::none(), None)
                 .await
                 .unwrap(),
             KeyInsert::OrganizationClosed

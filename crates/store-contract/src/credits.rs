@@ -1,6 +1,7 @@
 //! Contract cases for wallets and the ledger (API.md §6): the sum of a wallet's ledger is its
 //! balance, nothing overdraws, and credits are conserved across parent and children.
 
+use domain::trail::Trail;
 use std::sync::Arc;
 
 use domain::credits::{
@@ -46,11 +47,20 @@ fn entry(
 async fn family_with(s: &Stores, granted: i64) -> (Organization, Organization) {
     let parent = top_level(at(0));
     let child = child_of(&parent, at(1));
-    s.organizations.insert(&parent, None).await.unwrap();
-    s.organizations.insert(&child, None).await.unwrap();
+    s.organizations
+        .insert(&parent, &Trail::none(), None)
+        .await
+        .unwrap();
+    s.organizations
+        .insert(&child, &Trail::none(), None)
+        .await
+        .unwrap();
     if granted > 0 {
         s.credits
-            .grant(entry(parent.id, LedgerEventType::Grant, granted, 2, None))
+            .grant(
+                entry(parent.id, LedgerEventType::Grant, granted, 2, None),
+                &Trail::none(),
+            )
             .await
             .unwrap();
     }
@@ -81,6 +91,7 @@ async fn allocate(
                 when,
                 transfer,
             ),
+            &Trail::none(),
             None,
         )
         .await
@@ -125,12 +136,18 @@ pub async fn credits_grant_adds_and_records_the_balance_left(s: &Stores) {
     let (parent, _) = family_with(s, 0).await;
     let first = s
         .credits
-        .grant(entry(parent.id, LedgerEventType::Grant, 500, 10, None))
+        .grant(
+            entry(parent.id, LedgerEventType::Grant, 500, 10, None),
+            &Trail::none(),
+        )
         .await
         .unwrap();
     let second = s
         .credits
-        .grant(entry(parent.id, LedgerEventType::Grant, 250, 11, None))
+        .grant(
+            entry(parent.id, LedgerEventType::Grant, 250, 11, None),
+            &Trail::none(),
+        )
         .await
         .unwrap();
     assert_eq!((first.balance_after, second.balance_after), (500, 750));
@@ -188,7 +205,7 @@ pub async fn credits_allocation_to_an_archived_child_is_refused(s: &Stores) {
     let (parent, child) = family_with(s, 100).await;
     let gone = archived(&child, at(10));
     s.organizations
-        .archive(&gone, child.revision, reclaim())
+        .archive(&gone, child.revision, reclaim(), &Trail::none())
         .await
         .unwrap();
     assert_eq!(
@@ -204,7 +221,10 @@ pub async fn credits_ledger_filters_and_pages(s: &Stores) {
         allocate(s, &parent, &child, 10 + i, 100 + i).await;
     }
     s.credits
-        .grant(entry(parent.id, LedgerEventType::Grant, 7, 200, None))
+        .grant(
+            entry(parent.id, LedgerEventType::Grant, 7, 200, None),
+            &Trail::none(),
+        )
         .await
         .unwrap();
     let all = full_ledger(s, parent.id).await;
@@ -263,7 +283,7 @@ pub async fn credits_archive_sweeps_the_unreserved_balance_to_the_parent(s: &Sto
     let sweep = reclaim();
     let outcome = s
         .organizations
-        .archive(&gone, child.revision, sweep)
+        .archive(&gone, child.revision, sweep, &Trail::none())
         .await
         .unwrap();
     assert_eq!(
@@ -299,6 +319,7 @@ pub async fn credits_archive_sweeps_the_unreserved_balance_to_the_parent(s: &Sto
             &archived(&empty_child, at(40)),
             empty_child.revision,
             reclaim(),
+            &Trail::none(),
         )
         .await
         .unwrap();
@@ -315,7 +336,7 @@ pub async fn credits_archive_sweeps_the_unreserved_balance_to_the_parent(s: &Sto
 pub async fn credits_an_allocation_writes_its_idempotent_answer_with_the_effect(s: &Stores) {
     let (parent, child) = family_with(s, 100).await;
     let key = key_of(&parent, at(3));
-    s.api_keys.insert(&key, None).await.unwrap();
+    s.api_keys.insert(&key, &Trail::none(), None).await.unwrap();
     let scope = IdempotencyScope {
         api_key: key.id,
         method: "POST".to_owned(),
@@ -344,6 +365,7 @@ pub async fn credits_an_allocation_writes_its_idempotent_answer_with_the_effect(
         .allocate(
             entry(parent.id, LedgerEventType::Allocation, -40, 20, transfer),
             entry(child.id, LedgerEventType::Allocation, 40, 20, transfer),
+            &Trail::none(),
             Some(done),
         )
         .await
@@ -392,6 +414,7 @@ pub async fn credits_an_allocation_writes_its_idempotent_answer_with_the_effect(
         .allocate(
             entry(parent.id, LedgerEventType::Allocation, -10, 40, transfer),
             entry(child.id, LedgerEventType::Allocation, 10, 40, transfer),
+            &Trail::none(),
             Some(done),
         )
         .await;
@@ -410,7 +433,10 @@ pub async fn credits_concurrent_allocations_never_overdraw(s: &Stores) {
     let mut children = vec![first_child];
     for i in 0..4 {
         let child = child_of(&parent, at(3 + i));
-        s.organizations.insert(&child, None).await.unwrap();
+        s.organizations
+            .insert(&child, &Trail::none(), None)
+            .await
+            .unwrap();
         children.push(child);
     }
     let barrier = Arc::new(Barrier::new(50));
@@ -425,6 +451,7 @@ pub async fn credits_concurrent_allocations_never_overdraw(s: &Stores) {
                     .allocate(
                         entry(parent.id, LedgerEventType::Allocation, -30, 100, transfer),
                         entry(child.id, LedgerEventType::Allocation, 30, 100, transfer),
+                        &Trail::none(),
                         None,
                     )
                     .await
@@ -467,6 +494,7 @@ pub async fn credits_archive_racing_allocations_conserves_credits(s: &Stores) {
                         .allocate(
                             entry(parent.id, LedgerEventType::Allocation, -50, 100, transfer),
                             entry(child.id, LedgerEventType::Allocation, 50, 100, transfer),
+                            &Trail::none(),
                             None,
                         )
                         .await
@@ -480,7 +508,7 @@ pub async fn credits_archive_racing_allocations_conserves_credits(s: &Stores) {
             tokio::spawn(async move {
                 barrier.wait().await;
                 organizations
-                    .archive(&gone, expected, reclaim())
+                    .archive(&gone, expected, reclaim(), &Trail::none())
                     .await
                     .unwrap()
             })

@@ -1,5 +1,6 @@
 //! Contract cases for idempotency records (API.md §1.6) and the completions written with effects.
 
+use domain::trail::Trail;
 use std::sync::Arc;
 
 use domain::idempotency::{
@@ -16,9 +17,12 @@ use crate::Stores;
 /// A stored API key (records reference one) and a scope of it.
 async fn scope(s: &Stores) -> (Organization, IdempotencyScope) {
     let parent = top_level(at(0));
-    s.organizations.insert(&parent, None).await.unwrap();
+    s.organizations
+        .insert(&parent, &Trail::none(), None)
+        .await
+        .unwrap();
     let key = key_of(&parent, at(1));
-    s.api_keys.insert(&key, None).await.unwrap();
+    s.api_keys.insert(&key, &Trail::none(), None).await.unwrap();
     let scope = IdempotencyScope {
         api_key: key.id,
         method: "POST".to_owned(),
@@ -142,7 +146,11 @@ pub async fn idempotency_completion_is_written_with_the_effect(s: &Stores) {
     let hold = claimed(claim(s, &scope, "create", 10).await);
     let child = child_of(&parent, at(20));
     s.organizations
-        .insert(&child, Some(completion(&hold, "created", 1_000_000_000)))
+        .insert(
+            &child,
+            &Trail::none(),
+            Some(completion(&hold, "created", 1_000_000_000)),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -158,7 +166,7 @@ pub async fn idempotency_completion_is_written_with_the_effect(s: &Stores) {
         match write {
             "key" => {
                 s.api_keys
-                    .insert(&key_of(&child, at(40 + i as i64)), done)
+                    .insert(&key_of(&child, at(40 + i as i64)), &Trail::none(), done)
                     .await
                     .unwrap();
             }
@@ -166,20 +174,20 @@ pub async fn idempotency_completion_is_written_with_the_effect(s: &Stores) {
                 let current = s.organizations.find(child.id).await.unwrap().unwrap();
                 let next = suspended(&current, at(50));
                 s.organizations
-                    .update(&next, current.revision, done)
+                    .update(&next, current.revision, &Trail::none(), done)
                     .await
                     .unwrap();
             }
             _ => {
                 let old = key_of(&child, at(60));
-                s.api_keys.insert(&old, None).await.unwrap();
+                s.api_keys.insert(&old, &Trail::none(), None).await.unwrap();
                 let new = key_of(&child, at(61));
                 let grace = domain::api_key::Supersession {
                     by: new.id,
                     grace_until: at(1_000),
                 };
                 s.api_keys
-                    .rotate(old.id, grace, at(61), &new, done)
+                    .rotate(old.id, grace, at(61), &new, &Trail::none(), done)
                     .await
                     .unwrap();
             }
@@ -199,7 +207,11 @@ pub async fn idempotency_a_lost_claim_writes_no_effect(s: &Stores) {
     let child = child_of(&parent, at(20));
     let result = s
         .organizations
-        .insert(&child, Some(completion(&lost, "created", 1_000_000_000)))
+        .insert(
+            &child,
+            &Trail::none(),
+            Some(completion(&lost, "created", 1_000_000_000)),
+        )
         .await;
     assert!(
         matches!(result, Err(StoreError::Unavailable(_))),
@@ -213,7 +225,11 @@ pub async fn idempotency_a_lost_claim_writes_no_effect(s: &Stores) {
     let key = key_of(&parent, at(30));
     let result = s
         .api_keys
-        .insert(&key, Some(completion(&lost, "key", 1_000_000_000)))
+        .insert(
+            &key,
+            &Trail::none(),
+            Some(completion(&lost, "key", 1_000_000_000)),
+        )
         .await;
     assert!(
         matches!(result, Err(StoreError::Unavailable(_))),

@@ -2,6 +2,7 @@
 //! claimed again, an organization's jobs are held while it (or its parent) is suspended and
 //! cancelled when it is archived, and concurrent workers never share a job.
 
+use domain::trail::Trail;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -36,8 +37,14 @@ fn kinds() -> Vec<String> {
 async fn family(s: &Stores) -> (Organization, Organization) {
     let parent = top_level(at(0));
     let child = child_of(&parent, at(1));
-    s.organizations.insert(&parent, None).await.unwrap();
-    s.organizations.insert(&child, None).await.unwrap();
+    s.organizations
+        .insert(&parent, &Trail::none(), None)
+        .await
+        .unwrap();
+    s.organizations
+        .insert(&child, &Trail::none(), None)
+        .await
+        .unwrap();
     (parent, child)
 }
 
@@ -62,7 +69,7 @@ pub async fn a_reservation_schedules_its_expiry(s: &Stores) {
         metadata: Default::default(),
         created_at: at(2),
     };
-    s.credits.grant(grant).await.unwrap();
+    s.credits.grant(grant, &Trail::none()).await.unwrap();
     let reservation = domain::credits::Reservation {
         id: domain::credits::ReservationId::from_uuid(Uuid::new_v4()),
         organization_id: child.id,
@@ -74,7 +81,13 @@ pub async fn a_reservation_schedules_its_expiry(s: &Stores) {
     };
     let expiry = job_id();
     s.credits
-        .reserve(reservation.clone(), expiry, (at(0), later()), None)
+        .reserve(
+            reservation.clone(),
+            expiry,
+            (at(0), later()),
+            &Trail::none(),
+            None,
+        )
         .await
         .unwrap();
     let scheduled = s.jobs.pending(expiry).await.unwrap().unwrap();
@@ -193,7 +206,7 @@ pub async fn jobs_are_held_while_suspended_and_cancelled_by_archive(s: &Stores) 
     };
     assert_eq!(
         s.organizations
-            .update(&resumed, paused.revision, None)
+            .update(&resumed, paused.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Applied
@@ -214,7 +227,7 @@ pub async fn jobs_are_held_while_suspended_and_cancelled_by_archive(s: &Stores) 
     s.jobs.enqueue(doomed.clone()).await.unwrap();
     let gone = archived(&resumed, at(500));
     s.organizations
-        .archive(&gone, resumed.revision, reclaim())
+        .archive(&gone, resumed.revision, reclaim(), &Trail::none())
         .await
         .unwrap();
     assert_eq!(s.jobs.pending(doomed.id).await.unwrap(), None);
@@ -225,7 +238,7 @@ async fn suspend(s: &Stores, org: &Organization) -> Organization {
     let paused = suspended(org, at(50));
     assert_eq!(
         s.organizations
-            .update(&paused, org.revision, None)
+            .update(&paused, org.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Applied

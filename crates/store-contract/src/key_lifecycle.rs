@@ -1,6 +1,7 @@
 //! Contract cases for the key lifecycle beyond revocation: kill, rotation with a grace window,
 //! in-place secret replacement, the rate-limit tier and `last_used_at`.
 
+use domain::trail::Trail;
 use std::sync::Arc;
 
 use domain::api_key::{ApiKey, KeyStatus, RateLimitTier, SecretHash, Supersession};
@@ -18,10 +19,16 @@ async fn stored(s: &Stores, key: &ApiKey) -> ApiKey {
 async fn child_with_key(s: &Stores) -> (Organization, ApiKey) {
     let parent = top_level(at(0));
     let child = child_of(&parent, at(10));
-    s.organizations.insert(&parent, None).await.unwrap();
-    s.organizations.insert(&child, None).await.unwrap();
+    s.organizations
+        .insert(&parent, &Trail::none(), None)
+        .await
+        .unwrap();
+    s.organizations
+        .insert(&child, &Trail::none(), None)
+        .await
+        .unwrap();
     let key = key_of(&child, at(20));
-    s.api_keys.insert(&key, None).await.unwrap();
+    s.api_keys.insert(&key, &Trail::none(), None).await.unwrap();
     (child, key)
 }
 
@@ -39,20 +46,35 @@ pub async fn kill_kills_a_usable_key_once(s: &Stores) {
         ..key.clone()
     };
     assert_eq!(
-        s.api_keys.kill(key.id, at(100)).await.unwrap(),
+        s.api_keys
+            .kill(key.id, at(100), &Trail::none())
+            .await
+            .unwrap(),
         Some(killed.clone())
     );
     assert_eq!(
-        s.api_keys.kill(key.id, at(200)).await.unwrap(),
+        s.api_keys
+            .kill(key.id, at(200), &Trail::none())
+            .await
+            .unwrap(),
         Some(killed.clone())
     );
     // Neither revoke nor archive rewrites how a killed key ended.
     assert_eq!(
-        s.api_keys.revoke(key.id, at(300)).await.unwrap(),
+        s.api_keys
+            .revoke(key.id, at(300), &Trail::none())
+            .await
+            .unwrap(),
         Some(killed.clone())
     );
     assert_eq!(stored(s, &key).await, killed);
-    assert_eq!(s.api_keys.kill(key_id(), at(1)).await.unwrap(), None);
+    assert_eq!(
+        s.api_keys
+            .kill(key_id(), at(1), &Trail::none())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn rotate_supersedes_the_old_key_and_inserts_the_new(s: &Stores) {
@@ -61,7 +83,7 @@ pub async fn rotate_supersedes_the_old_key_and_inserts_the_new(s: &Stores) {
     let supersession = grace(&new, at(1_000));
     let outcome = s
         .api_keys
-        .rotate(old.id, supersession, at(100), &new, None)
+        .rotate(old.id, supersession, at(100), &new, &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(outcome, Rotation::Applied);
@@ -85,14 +107,28 @@ pub async fn rotate_refuses_a_superseded_revoked_or_expired_key(s: &Stores) {
     let (child, old) = child_with_key(s).await;
     let first = key_of(&child, at(100));
     s.api_keys
-        .rotate(old.id, grace(&first, at(1_000)), at(100), &first, None)
+        .rotate(
+            old.id,
+            grace(&first, at(1_000)),
+            at(100),
+            &first,
+            &Trail::none(),
+            None,
+        )
         .await
         .unwrap();
     // Superseded already.
     let second = key_of(&child, at(110));
     let outcome = s
         .api_keys
-        .rotate(old.id, grace(&second, at(2_000)), at(110), &second, None)
+        .rotate(
+            old.id,
+            grace(&second, at(2_000)),
+            at(110),
+            &second,
+            &Trail::none(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(outcome, Rotation::KeyNotRotatable);
@@ -102,11 +138,21 @@ pub async fn rotate_refuses_a_superseded_revoked_or_expired_key(s: &Stores) {
         "nothing written"
     );
     // Revoked.
-    s.api_keys.revoke(first.id, at(120)).await.unwrap();
+    s.api_keys
+        .revoke(first.id, at(120), &Trail::none())
+        .await
+        .unwrap();
     let third = key_of(&child, at(130));
     let outcome = s
         .api_keys
-        .rotate(first.id, grace(&third, at(2_000)), at(130), &third, None)
+        .rotate(
+            first.id,
+            grace(&third, at(2_000)),
+            at(130),
+            &third,
+            &Trail::none(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(outcome, Rotation::KeyNotRotatable);
@@ -115,7 +161,14 @@ pub async fn rotate_refuses_a_superseded_revoked_or_expired_key(s: &Stores) {
     let fourth = key_of(&child, at(140));
     let outcome = s
         .api_keys
-        .rotate(key_id(), grace(&fourth, at(2_000)), at(140), &fourth, None)
+        .rotate(
+            key_id(),
+            grace(&fourth, at(2_000)),
+            at(140),
+            &fourth,
+            &Trail::none(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(outcome, Rotation::KeyNotRotatable);
@@ -127,7 +180,7 @@ pub async fn rotate_in_an_archived_organization_is_refused(s: &Stores) {
     let gone = archived(&child, at(50));
     assert!(matches!(
         s.organizations
-            .archive(&gone, child.revision, reclaim())
+            .archive(&gone, child.revision, reclaim(), &Trail::none())
             .await
             .unwrap(),
         Archive::Applied { .. }
@@ -135,7 +188,14 @@ pub async fn rotate_in_an_archived_organization_is_refused(s: &Stores) {
     let new = key_of(&child, at(100));
     let outcome = s
         .api_keys
-        .rotate(old.id, grace(&new, at(1_000)), at(100), &new, None)
+        .rotate(
+            old.id,
+            grace(&new, at(1_000)),
+            at(100),
+            &new,
+            &Trail::none(),
+            None,
+        )
         .await
         .unwrap();
     assert_ne!(outcome, Rotation::Applied);
@@ -148,7 +208,7 @@ pub async fn replace_secret_swaps_the_handle_in_place(s: &Stores) {
     let new_hash = SecretHash::of("a new secret");
     let replaced = s
         .api_keys
-        .replace_secret(key.id, &new_handle, &new_hash, at(100))
+        .replace_secret(key.id, &new_handle, &new_hash, at(100), &Trail::none())
         .await
         .unwrap()
         .unwrap();
@@ -179,17 +239,34 @@ pub async fn replace_secret_swaps_the_handle_in_place(s: &Stores) {
 
 pub async fn replace_secret_of_an_unusable_key_changes_nothing(s: &Stores) {
     let (_, key) = child_with_key(s).await;
-    let revoked_key = s.api_keys.revoke(key.id, at(50)).await.unwrap().unwrap();
+    let revoked_key = s
+        .api_keys
+        .revoke(key.id, at(50), &Trail::none())
+        .await
+        .unwrap()
+        .unwrap();
     let answer = s
         .api_keys
-        .replace_secret(key.id, &handle(), &SecretHash::of("x"), at(100))
+        .replace_secret(
+            key.id,
+            &handle(),
+            &SecretHash::of("x"),
+            at(100),
+            &Trail::none(),
+        )
         .await
         .unwrap();
     assert_eq!(answer, Some(revoked_key.clone()));
     assert_eq!(stored(s, &key).await, revoked_key);
     assert_eq!(
         s.api_keys
-            .replace_secret(key_id(), &handle(), &SecretHash::of("x"), at(1))
+            .replace_secret(
+                key_id(),
+                &handle(),
+                &SecretHash::of("x"),
+                at(1),
+                &Trail::none()
+            )
             .await
             .unwrap(),
         None
@@ -199,10 +276,19 @@ pub async fn replace_secret_of_an_unusable_key_changes_nothing(s: &Stores) {
 pub async fn replace_secret_with_a_taken_handle_is_duplicate(s: &Stores) {
     let (child, key) = child_with_key(s).await;
     let other = key_of(&child, at(30));
-    s.api_keys.insert(&other, None).await.unwrap();
+    s.api_keys
+        .insert(&other, &Trail::none(), None)
+        .await
+        .unwrap();
     let result = s
         .api_keys
-        .replace_secret(key.id, &other.handle, &SecretHash::of("x"), at(100))
+        .replace_secret(
+            key.id,
+            &other.handle,
+            &SecretHash::of("x"),
+            at(100),
+            &Trail::none(),
+        )
         .await;
     assert!(
         matches!(result, Err(domain::ports::StoreError::Duplicate(_))),
@@ -236,7 +322,10 @@ pub async fn set_rate_limit_tier_round_trips(s: &Stores) {
 pub async fn record_last_used_only_raises(s: &Stores) {
     let (child, key) = child_with_key(s).await;
     let other = key_of(&child, at(30));
-    s.api_keys.insert(&other, None).await.unwrap();
+    s.api_keys
+        .insert(&other, &Trail::none(), None)
+        .await
+        .unwrap();
     s.api_keys
         .record_last_used(&[(key.id, at(500)), (other.id, at(400)), (key_id(), at(1))])
         .await
@@ -254,22 +343,38 @@ pub async fn archive_and_revoke_leave_expired_and_killed_keys_as_they_ended(s: &
     let (child, old) = child_with_key(s).await;
     let new = key_of(&child, at(100));
     s.api_keys
-        .rotate(old.id, grace(&new, at(200)), at(100), &new, None)
+        .rotate(
+            old.id,
+            grace(&new, at(200)),
+            at(100),
+            &new,
+            &Trail::none(),
+            None,
+        )
         .await
         .unwrap();
     let doomed = key_of(&child, at(110));
-    s.api_keys.insert(&doomed, None).await.unwrap();
-    s.api_keys.kill(doomed.id, at(150)).await.unwrap();
+    s.api_keys
+        .insert(&doomed, &Trail::none(), None)
+        .await
+        .unwrap();
+    s.api_keys
+        .kill(doomed.id, at(150), &Trail::none())
+        .await
+        .unwrap();
     let expired = stored(s, &old).await;
     // Past the grace: revoking the old key changes nothing; archive revokes only the new key.
     assert_eq!(
-        s.api_keys.revoke(old.id, at(300)).await.unwrap(),
+        s.api_keys
+            .revoke(old.id, at(300), &Trail::none())
+            .await
+            .unwrap(),
         Some(expired.clone())
     );
     let gone = archived(&child, at(400));
     assert_eq!(
         s.organizations
-            .archive(&gone, child.revision, reclaim())
+            .archive(&gone, child.revision, reclaim(), &Trail::none())
             .await
             .unwrap(),
         Archive::Applied {
@@ -303,7 +408,14 @@ pub async fn rotate_racing_revoke_and_rotate_is_atomic(s: &Stores) {
             rotations.push(tokio::spawn(async move {
                 barrier.wait().await;
                 let outcome = api_keys
-                    .rotate(old_id, grace(&new, at(100_000)), at(1_000), &new, None)
+                    .rotate(
+                        old_id,
+                        grace(&new, at(100_000)),
+                        at(1_000),
+                        &new,
+                        &Trail::none(),
+                        None,
+                    )
                     .await;
                 (new, outcome)
             }));
@@ -312,7 +424,7 @@ pub async fn rotate_racing_revoke_and_rotate_is_atomic(s: &Stores) {
             let (api_keys, barrier) = (s.api_keys.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                api_keys.revoke(old.id, at(1_000)).await
+                api_keys.revoke(old.id, at(1_000), &Trail::none()).await
             })
         };
         revoke.await.unwrap().unwrap();

@@ -2,6 +2,7 @@
 //! there is; nothing is reserved for a suspended or archived organization; settling spends,
 //! releasing gives back, and what an archived child releases goes to its parent.
 
+use domain::trail::Trail;
 use std::sync::Arc;
 
 use domain::credits::{
@@ -48,8 +49,14 @@ fn reservation(org: OrganizationId, credits: u64, expires: i64) -> Reservation {
 async fn funded_child(s: &Stores, credits: i64) -> (Organization, Organization) {
     let parent = top_level(at(0));
     let child = child_of(&parent, at(1));
-    s.organizations.insert(&parent, None).await.unwrap();
-    s.organizations.insert(&child, None).await.unwrap();
+    s.organizations
+        .insert(&parent, &Trail::none(), None)
+        .await
+        .unwrap();
+    s.organizations
+        .insert(&child, &Trail::none(), None)
+        .await
+        .unwrap();
     let entry = |org: OrganizationId, kind, credits| LedgerEntry {
         id: event_id(),
         organization_id: org,
@@ -61,13 +68,17 @@ async fn funded_child(s: &Stores, credits: i64) -> (Organization, Organization) 
         created_at: at(2),
     };
     s.credits
-        .grant(entry(parent.id, LedgerEventType::Grant, credits))
+        .grant(
+            entry(parent.id, LedgerEventType::Grant, credits),
+            &Trail::none(),
+        )
         .await
         .unwrap();
     s.credits
         .allocate(
             entry(parent.id, LedgerEventType::Allocation, -credits),
             entry(child.id, LedgerEventType::Allocation, credits),
+            &Trail::none(),
             None,
         )
         .await
@@ -77,7 +88,7 @@ async fn funded_child(s: &Stores, credits: i64) -> (Organization, Organization) 
 
 async fn finish(s: &Stores, id: ReservationId, how: Finish, when: i64) -> Reservation {
     s.credits
-        .finish_reservation(id, how, at(when), event_id(), reclaim())
+        .finish_reservation(id, how, at(when), event_id(), reclaim(), &Trail::none())
         .await
         .unwrap()
         .unwrap()
@@ -97,7 +108,7 @@ pub async fn reservations_hold_credits_and_never_more_than_available(s: &Stores)
     let held = reservation(child.id, 70, 1_000);
     assert_eq!(
         s.credits
-            .reserve(held.clone(), job_id(), month(), None)
+            .reserve(held.clone(), job_id(), month(), &Trail::none(), None)
             .await
             .unwrap(),
         Reserve::Held
@@ -114,7 +125,7 @@ pub async fn reservations_hold_credits_and_never_more_than_available(s: &Stores)
     let too_much = reservation(child.id, 31, 1_000);
     assert_eq!(
         s.credits
-            .reserve(too_much.clone(), job_id(), month(), None)
+            .reserve(too_much.clone(), job_id(), month(), &Trail::none(), None)
             .await
             .unwrap(),
         Reserve::InsufficientFunds { available: 30 }
@@ -127,14 +138,20 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
     let paused = suspended(&child, at(10));
     assert_eq!(
         s.organizations
-            .update(&paused, child.revision, None)
+            .update(&paused, child.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Applied
     );
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 1, 1_000), job_id(), month(), None)
+            .reserve(
+                reservation(child.id, 1, 1_000),
+                job_id(),
+                month(),
+                &Trail::none(),
+                None
+            )
             .await
             .unwrap(),
         Reserve::Suspended
@@ -143,7 +160,7 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
     let (other_parent, other_child) = funded_child(s, 100).await;
     let paused_parent = suspended(&other_parent, at(10));
     s.organizations
-        .update(&paused_parent, other_parent.revision, None)
+        .update(&paused_parent, other_parent.revision, &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(
@@ -152,7 +169,8 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
                 reservation(other_child.id, 1, 1_000),
                 job_id(),
                 month(),
-                None
+                &Trail::none(),
+                None,
             )
             .await
             .unwrap(),
@@ -161,14 +179,20 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
     let gone = archived(&paused, at(20));
     assert!(matches!(
         s.organizations
-            .archive(&gone, paused.revision, reclaim())
+            .archive(&gone, paused.revision, reclaim(), &Trail::none())
             .await
             .unwrap(),
         Archive::Applied { .. }
     ));
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 1, 1_000), job_id(), month(), None)
+            .reserve(
+                reservation(child.id, 1, 1_000),
+                job_id(),
+                month(),
+                &Trail::none(),
+                None
+            )
             .await
             .unwrap(),
         Reserve::Closed
@@ -179,7 +203,8 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
                 reservation(organization_id(), 1, 1_000),
                 job_id(),
                 month(),
-                None
+                &Trail::none(),
+                None,
             )
             .await
             .unwrap(),
@@ -193,11 +218,11 @@ pub async fn settling_spends_and_releasing_gives_back_once(s: &Stores) {
     let first = reservation(child.id, 40, 1_000);
     let second = reservation(child.id, 30, 1_000);
     s.credits
-        .reserve(first.clone(), job_id(), month(), None)
+        .reserve(first.clone(), job_id(), month(), &Trail::none(), None)
         .await
         .unwrap();
     s.credits
-        .reserve(second.clone(), job_id(), month(), None)
+        .reserve(second.clone(), job_id(), month(), &Trail::none(), None)
         .await
         .unwrap();
     let settled = finish(s, first.id, Finish::Settle { credits: 25 }, 50).await;
@@ -243,7 +268,7 @@ pub async fn settling_spends_and_releasing_gives_back_once(s: &Stores) {
     // Settling nothing writes no usage event.
     let third = reservation(child.id, 10, 1_000);
     s.credits
-        .reserve(third.clone(), job_id(), month(), None)
+        .reserve(third.clone(), job_id(), month(), &Trail::none(), None)
         .await
         .unwrap();
     finish(s, third.id, Finish::Settle { credits: 0 }, 80).await;
@@ -261,7 +286,8 @@ pub async fn settling_spends_and_releasing_gives_back_once(s: &Stores) {
                 Finish::Release,
                 at(1),
                 event_id(),
-                reclaim()
+                reclaim(),
+                &Trail::none(),
             )
             .await
             .unwrap(),
@@ -273,13 +299,13 @@ pub async fn what_an_archived_child_releases_goes_to_its_parent(s: &Stores) {
     let (parent, child) = funded_child(s, 100).await;
     let held = reservation(child.id, 60, 1_000);
     s.credits
-        .reserve(held.clone(), job_id(), month(), None)
+        .reserve(held.clone(), job_id(), month(), &Trail::none(), None)
         .await
         .unwrap();
     let gone = archived(&child, at(20));
     let outcome = s
         .organizations
-        .archive(&gone, child.revision, reclaim())
+        .archive(&gone, child.revision, reclaim(), &Trail::none())
         .await
         .unwrap();
     assert_eq!(
@@ -313,7 +339,10 @@ pub async fn concurrent_reservations_never_overdraw(s: &Stores) {
             let r = reservation(child.id, 60, 1_000);
             tokio::spawn(async move {
                 barrier.wait().await;
-                credits.reserve(r, job_id(), month(), None).await.unwrap()
+                credits
+                    .reserve(r, job_id(), month(), &Trail::none(), None)
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -341,7 +370,10 @@ pub async fn a_suspend_racing_reservations_stops_them(s: &Stores) {
                     barrier.wait().await;
                     (
                         r.id,
-                        credits.reserve(r, job_id(), month(), None).await.unwrap(),
+                        credits
+                            .reserve(r, job_id(), month(), &Trail::none(), None)
+                            .await
+                            .unwrap(),
                     )
                 })
             })
@@ -351,14 +383,23 @@ pub async fn a_suspend_racing_reservations_stops_them(s: &Stores) {
             let (paused, expected) = (suspended(&child, at(100)), child.revision);
             tokio::spawn(async move {
                 barrier.wait().await;
-                organizations.update(&paused, expected, None).await.unwrap()
+                organizations
+                    .update(&paused, expected, &Trail::none(), None)
+                    .await
+                    .unwrap()
             })
         };
         assert_eq!(suspend.await.unwrap(), Write::Applied);
         // From here on, nothing is reserved for it.
         assert_eq!(
             s.credits
-                .reserve(reservation(child.id, 1, 1_000), job_id(), month(), None)
+                .reserve(
+                    reservation(child.id, 1, 1_000),
+                    job_id(),
+                    month(),
+                    &Trail::none(),
+                    None
+                )
                 .await
                 .unwrap(),
             Reserve::Suspended,
@@ -392,18 +433,21 @@ pub async fn the_monthly_cap_counts_what_was_spent_and_what_is_held(s: &Stores) 
         monthly_credit_cap: Some(100),
         ..CreditConfig::default()
     };
-    s.credits.set_credit_config(child.id, config).await.unwrap();
+    s.credits
+        .set_credit_config(child.id, config, &Trail::none())
+        .await
+        .unwrap();
     assert_eq!(s.credits.credit_config(child.id).await.unwrap(), config);
     let first = reservation(child.id, 60, 1_000);
     s.credits
-        .reserve(first.clone(), job_id(), month(), None)
+        .reserve(first.clone(), job_id(), month(), &Trail::none(), None)
         .await
         .unwrap();
     finish(s, first.id, Finish::Settle { credits: 50 }, 20).await;
     let held = reservation(child.id, 30, 1_000);
     assert_eq!(
         s.credits
-            .reserve(held, job_id(), month(), None)
+            .reserve(held, job_id(), month(), &Trail::none(), None)
             .await
             .unwrap(),
         Reserve::Held
@@ -411,7 +455,7 @@ pub async fn the_monthly_cap_counts_what_was_spent_and_what_is_held(s: &Stores) 
     let over = reservation(child.id, 21, 1_000);
     assert_eq!(
         s.credits
-            .reserve(over, job_id(), month(), None)
+            .reserve(over, job_id(), month(), &Trail::none(), None)
             .await
             .unwrap(),
         Reserve::MonthlyCap {
@@ -423,13 +467,22 @@ pub async fn the_monthly_cap_counts_what_was_spent_and_what_is_held(s: &Stores) 
     let next_month = (later(), later().plus(time::Duration::days(30)));
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 21, 1_000), job_id(), next_month, None)
+            .reserve(
+                reservation(child.id, 21, 1_000),
+                job_id(),
+                next_month,
+                &Trail::none(),
+                None
+            )
             .await
             .unwrap(),
         Reserve::Held
     );
     let off = CreditConfig::default();
-    s.credits.set_credit_config(child.id, off).await.unwrap();
+    s.credits
+        .set_credit_config(child.id, off, &Trail::none())
+        .await
+        .unwrap();
     assert_eq!(s.credits.credit_config(child.id).await.unwrap(), off);
     assert_eq!(
         s.credits.credit_config(organization_id()).await.unwrap(),
@@ -445,21 +498,30 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
         let (parent, child) = funded_child(s, 500).await;
         // The parent keeps 500 more to allocate during the race.
         s.credits
-            .grant(LedgerEntry {
-                id: event_id(),
-                organization_id: parent.id,
-                event_type: LedgerEventType::Grant,
-                credits: 500,
-                transfer_id: None,
-                description: None,
-                metadata: Default::default(),
-                created_at: at(3),
-            })
+            .grant(
+                LedgerEntry {
+                    id: event_id(),
+                    organization_id: parent.id,
+                    event_type: LedgerEventType::Grant,
+                    credits: 500,
+                    transfer_id: None,
+                    description: None,
+                    metadata: Default::default(),
+                    created_at: at(3),
+                },
+                &Trail::none(),
+            )
             .await
             .unwrap();
         let settled_before = reservation(child.id, 100, 1_000);
         s.credits
-            .reserve(settled_before.clone(), job_id(), month(), None)
+            .reserve(
+                settled_before.clone(),
+                job_id(),
+                month(),
+                &Trail::none(),
+                None,
+            )
             .await
             .unwrap();
         let barrier = Arc::new(Barrier::new(13));
@@ -470,7 +532,7 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
                 let held = credits
-                    .reserve(r.clone(), job_id(), (at(0), later()), None)
+                    .reserve(r.clone(), job_id(), (at(0), later()), &Trail::none(), None)
                     .await
                     .unwrap()
                     == Reserve::Held;
@@ -482,6 +544,7 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
                             at(200),
                             event_id(),
                             reclaim(),
+                            &Trail::none(),
                         )
                         .await
                         .unwrap();
@@ -505,7 +568,7 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
                     created_at: at(150),
                 };
                 credits
-                    .allocate(entry(parent, -50), entry(child, 50), None)
+                    .allocate(entry(parent, -50), entry(child, 50), &Trail::none(), None)
                     .await
                     .unwrap();
             }));
@@ -521,6 +584,7 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
                         at(210),
                         event_id(),
                         reclaim(),
+                        &Trail::none(),
                     )
                     .await
                     .unwrap();
@@ -532,7 +596,7 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
             tokio::spawn(async move {
                 barrier.wait().await;
                 organizations
-                    .archive(&gone, expected, reclaim())
+                    .archive(&gone, expected, reclaim(), &Trail::none())
                     .await
                     .unwrap()
             })
@@ -603,12 +667,18 @@ pub async fn reservations_resume_after_resume(s: &Stores) {
     let (_, child) = funded_child(s, 100).await;
     let paused = suspended(&child, at(10));
     s.organizations
-        .update(&paused, child.revision, None)
+        .update(&paused, child.revision, &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 1, 1_000), job_id(), month(), None)
+            .reserve(
+                reservation(child.id, 1, 1_000),
+                job_id(),
+                month(),
+                &Trail::none(),
+                None
+            )
             .await
             .unwrap(),
         Reserve::Suspended
@@ -619,12 +689,18 @@ pub async fn reservations_resume_after_resume(s: &Stores) {
         ..paused.clone()
     };
     s.organizations
-        .update(&resumed, paused.revision, None)
+        .update(&resumed, paused.revision, &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(
         s.credits
-            .reserve(reservation(child.id, 1, 1_000), job_id(), month(), None)
+            .reserve(
+                reservation(child.id, 1, 1_000),
+                job_id(),
+                month(),
+                &Trail::none(),
+                None
+            )
             .await
             .unwrap(),
         Reserve::Held
