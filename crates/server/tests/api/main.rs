@@ -7,6 +7,7 @@ mod support;
 
 mod acting;
 mod api_keys;
+mod audit_log;
 mod credits;
 mod cross_process;
 mod errors;
@@ -25,3 +26,5 @@ mod races;
 mod rate_limits;
 mod reservations;
 mod security_matrix;
+mod webhook_workers;
+mod webhooks_api;

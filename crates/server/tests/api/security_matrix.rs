@@ -30,6 +30,7 @@ use adapters_pg::{PgStore, PoolSettings};
 use domain::api_key::{KeyEnv, KeyName, MintedSecret, RateLimitTier, Scope, Scopes};
 use domain::organization::OrganizationName;
 use domain::ports::{ApiKeyStore, KeyInsert};
+use domain::trail::Trail;
 use domain::use_cases::{ControlPlane, Ports};
 use domain::{ApiKeyId, OrganizationId};
 use reqwest::Method;
@@ -113,13 +114,22 @@ enum Route {
     ListOwnKeys,
     KillOwnKey,
     RotateOwnKey,
+    CreateEndpoint,
+    ListEndpoints,
+    GetEndpoint,
+    PatchEndpoint,
+    DeleteEndpoint,
+    ListDeliveries,
+    TestEndpoint,
+    ReplayDelivery,
+    AuditLog,
     /// Not a route: the gate answers it too (401 / 503 before 404).
     NoSuchPath,
     /// A known path with a method it does not take (405 after the gate).
     WrongMethod,
 }
 
-const ROUTES: [Route; 17] = [
+const ROUTES: [Route; 26] = [
     Route::Whoami,
     Route::CreateOrganization,
     Route::ListOrganizations,
@@ -135,6 +145,15 @@ const ROUTES: [Route; 17] = [
     Route::ListOwnKeys,
     Route::KillOwnKey,
     Route::RotateOwnKey,
+    Route::CreateEndpoint,
+    Route::ListEndpoints,
+    Route::GetEndpoint,
+    Route::PatchEndpoint,
+    Route::DeleteEndpoint,
+    Route::ListDeliveries,
+    Route::TestEndpoint,
+    Route::ReplayDelivery,
+    Route::AuditLog,
     Route::NoSuchPath,
     Route::WrongMethod,
 ];
@@ -146,7 +165,30 @@ impl Route {
             Route::Whoami | Route::NoSuchPath | Route::WrongMethod => None,
             Route::ListOwnKeys => Some("keys:read"),
             Route::KillOwnKey | Route::RotateOwnKey => Some("keys:write"),
+            Route::ListEndpoints | Route::GetEndpoint | Route::ListDeliveries => {
+                Some("webhooks:read")
+            }
+            Route::CreateEndpoint
+            | Route::PatchEndpoint
+            | Route::DeleteEndpoint
+            | Route::TestEndpoint
+            | Route::ReplayDelivery => Some("webhooks:write"),
+            Route::AuditLog => Some("audit:read"),
             _ => Some("org:admin"),
+        }
+    }
+
+    /// `/v1/webhook-endpoints/{endpointId}/…` or `/v1/webhook-deliveries/{deliveryId}/…`: the
+    /// parameter's name. Both address something of the caller's own (acting) organization.
+    fn hook_param(self) -> Option<&'static str> {
+        match self {
+            Route::GetEndpoint
+            | Route::PatchEndpoint
+            | Route::DeleteEndpoint
+            | Route::ListDeliveries
+            | Route::TestEndpoint => Some("endpointId"),
+            Route::ReplayDelivery => Some("deliveryId"),
+            _ => None,
         }
     }
 
@@ -203,11 +245,17 @@ impl Route {
                 | Route::RotateChildKey
                 | Route::KillOwnKey
                 | Route::RotateOwnKey
+                | Route::PatchEndpoint
+                | Route::DeleteEndpoint
         )
     }
 
     fn targets(self) -> Vec<TargetKind> {
-        if self.own_key() {
+        if self.hook_param() == Some("endpointId") {
+            ENDPOINT_TARGETS.to_vec()
+        } else if self.hook_param() == Some("deliveryId") {
+            DELIVERY_TARGETS.to_vec()
+        } else if self.own_key() {
             OWN_KEY_TARGETS.to_vec()
         } else if self.takes_key() {
             ORG_TARGETS.into_iter().chain(KEY_TARGETS).collect()
@@ -220,7 +268,11 @@ impl Route {
 
     fn success(self) -> u16 {
         match self {
-            Route::CreateOrganization | Route::MintKey | Route::RotateChildKey => 201,
+            Route::CreateOrganization
+            | Route::MintKey
+            | Route::RotateChildKey
+            | Route::CreateEndpoint => 201,
+            Route::TestEndpoint | Route::ReplayDelivery => 202,
             _ => 200,
         }
     }
@@ -232,6 +284,10 @@ impl Route {
             | Route::GetOrganization
             | Route::ListKeys
             | Route::ListOwnKeys
+            | Route::ListEndpoints
+            | Route::GetEndpoint
+            | Route::ListDeliveries
+            | Route::AuditLog
             | Route::NoSuchPath => Method::GET,
             Route::CreateOrganization
             | Route::Suspend
@@ -239,15 +295,18 @@ impl Route {
             | Route::MintKey
             | Route::RotateChildKey
             | Route::KillOwnKey
-            | Route::RotateOwnKey => Method::POST,
-            Route::PatchOrganization => Method::PATCH,
-            Route::ArchiveOrganization | Route::RevokeKey => Method::DELETE,
+            | Route::RotateOwnKey
+            | Route::CreateEndpoint
+            | Route::TestEndpoint
+            | Route::ReplayDelivery => Method::POST,
+            Route::PatchOrganization | Route::PatchEndpoint => Method::PATCH,
+            Route::ArchiveOrganization | Route::RevokeKey | Route::DeleteEndpoint => Method::DELETE,
             Route::WrongMethod => Method::PUT,
         }
     }
 
     fn path(self, target: &Target) -> String {
-        let (org, key) = (&target.org_path, &target.key_path);
+        let (org, key, hook) = (&target.org_path, &target.key_path, &target.hook.path);
         match self {
             Route::Whoami => "/v1/whoami".to_owned(),
             Route::CreateOrganization | Route::ListOrganizations | Route::WrongMethod => {
@@ -264,6 +323,14 @@ impl Route {
             Route::ListOwnKeys => "/v1/api-keys".to_owned(),
             Route::KillOwnKey => format!("/v1/api-keys/{key}/kill"),
             Route::RotateOwnKey => format!("/v1/api-keys/{key}/rotate"),
+            Route::CreateEndpoint | Route::ListEndpoints => "/v1/webhook-endpoints".to_owned(),
+            Route::GetEndpoint | Route::PatchEndpoint | Route::DeleteEndpoint => {
+                format!("/v1/webhook-endpoints/{hook}")
+            }
+            Route::ListDeliveries => format!("/v1/webhook-endpoints/{hook}/deliveries"),
+            Route::TestEndpoint => format!("/v1/webhook-endpoints/{hook}/test"),
+            Route::ReplayDelivery => format!("/v1/webhook-deliveries/{hook}/replay"),
+            Route::AuditLog => "/v1/audit-log".to_owned(),
             Route::NoSuchPath => "/v1/no-such-route".to_owned(),
         }
     }
@@ -274,6 +341,8 @@ impl Route {
             Route::CreateOrganization => Some(json!({"name": "matrix child"})),
             Route::PatchOrganization => Some(json!({"metadata": {"touchedBy": "matrix"}})),
             Route::MintKey => Some(json!({"name": "matrix key", "scopes": ["credits:read"]})),
+            Route::CreateEndpoint => Some(endpoint_body()),
+            Route::PatchEndpoint => Some(json!({"description": "touched by the matrix"})),
             // Suspend, resume, rotate, kill, DELETE: no body, no Content-Type (`curl -X POST`).
             _ => None,
         }
@@ -312,6 +381,22 @@ enum TargetKind {
     OwnKey,
     /// A key of another partner's child: nobody's own here.
     ForeignKey,
+    // Webhooks:
+    /// An endpoint of the caller's own organization.
+    OwnEndpoint,
+    /// An endpoint of another partner's child: nobody's own here.
+    ForeignEndpoint,
+    UnknownEndpoint,
+    MalformedEndpointId,
+    /// A key id where an endpoint id belongs.
+    KeyIdAsEndpointId,
+    /// A delivery to an endpoint of the caller's own organization.
+    OwnDelivery,
+    ForeignDelivery,
+    UnknownDelivery,
+    MalformedDeliveryId,
+    /// An endpoint id where a delivery id belongs.
+    EndpointIdAsDeliveryId,
 }
 
 const ORG_TARGETS: [TargetKind; 9] = [
@@ -341,6 +426,31 @@ const OWN_KEY_TARGETS: [TargetKind; 5] = [
     TargetKind::OrganizationIdAsKeyId,
 ];
 
+const ENDPOINT_TARGETS: [TargetKind; 5] = [
+    TargetKind::OwnEndpoint,
+    TargetKind::ForeignEndpoint,
+    TargetKind::UnknownEndpoint,
+    TargetKind::MalformedEndpointId,
+    TargetKind::KeyIdAsEndpointId,
+];
+
+const DELIVERY_TARGETS: [TargetKind; 5] = [
+    TargetKind::OwnDelivery,
+    TargetKind::ForeignDelivery,
+    TargetKind::UnknownDelivery,
+    TargetKind::MalformedDeliveryId,
+    TargetKind::EndpointIdAsDeliveryId,
+];
+
+/// Where the matrix's endpoints point: a local port nothing listens on (the suite's servers
+/// accept private addresses, `support::test_config`), so an attempted delivery fails at once and
+/// nothing leaves the machine.
+const ENDPOINT_URL: &str = "http://127.0.0.1:9/matrix";
+
+fn endpoint_body() -> Value {
+    json!({"url": ENDPOINT_URL, "events": ["organization.suspended"]})
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Active,
@@ -360,6 +470,20 @@ struct Target {
     key_valid: bool,
     /// The organization the addressed key belongs to, when it exists.
     key_owner: Option<String>,
+    /// The webhook endpoint or delivery addressed, on the webhook routes.
+    hook: Hook,
+}
+
+/// A webhook endpoint or delivery a path names: the segment as sent and the facts behind it.
+#[derive(Debug, Clone, Default)]
+struct Hook {
+    path: String,
+    /// A well-formed id of the right kind.
+    valid: bool,
+    /// The organization whose endpoint it is (or whose endpoint the delivery went to).
+    owner: Option<String>,
+    /// The endpoint it is, or the delivery's endpoint.
+    endpoint: Option<String>,
 }
 
 /// Who the caller is, as the server should see it.
@@ -373,7 +497,7 @@ enum Standing {
     Admitted {
         organization: String,
         org_admin: bool,
-        /// `keys:read` and `keys:write` (through `*`).
+        /// Every data scope, through `*`: `keys:*`, `webhooks:*`, `audit:read`.
         keys: bool,
         /// The organization is a child: it may not create organizations (one level deep).
         child: bool,
@@ -443,6 +567,14 @@ fn expect(route: Route, standing: &Standing, target: &Target) -> Expected {
     }
     if route.own_key() && target.key_owner.as_deref() != Some(caller_org.as_str()) {
         return error(404, "NOT_FOUND");
+    }
+    if let Some(param) = route.hook_param() {
+        if !target.hook.valid {
+            return invalid(param);
+        }
+        if target.hook.owner.as_deref() != Some(caller_org.as_str()) {
+            return error(404, "NOT_FOUND");
+        }
     }
     if route.takes_org() {
         let Some((id, parent, status)) = &target.org else {
@@ -615,7 +747,7 @@ async fn insert_key(store: &dyn ApiKeyStore, template: &str, scopes: &[Scope]) -
         scopes: Scopes::new(scopes.iter().copied()),
         ..template
     };
-    let inserted = store.insert(&key, None).await.unwrap();
+    let inserted = store.insert(&key, &Trail::none(), None).await.unwrap();
     assert_eq!(inserted, KeyInsert::Inserted);
     (key.id.to_string(), minted.reveal().to_owned())
 }
@@ -657,6 +789,14 @@ impl Twin {
             credits: store.clone(),
             jobs: store.clone(),
             idempotency: store.clone(),
+            audit: store.clone(),
+            webhooks: store.clone(),
+            sender: Arc::new(adapters_webhook::HttpSender::new(
+                adapters_webhook::SenderPolicy {
+                    allow_private_urls: true,
+                },
+            )),
+            presenter: Arc::new(adapters_http::WirePresenter),
             clock: Arc::new(server::system::SystemClock),
             random: Arc::new(server::system::OsRandom),
         });
@@ -713,6 +853,63 @@ struct World {
     nominal_own_key: String,
     /// A key of child B (for `SiblingsKey`).
     sibling_key_id: String,
+    /// Per organization a caller belongs to: its endpoint, a delivery to it, and a key that
+    /// manages them.
+    hooks: HashMap<String, OwnHook>,
+    /// An endpoint (and delivery) of another partner's child: nobody's own.
+    foreign_hook: (String, OwnHook),
+}
+
+/// An endpoint of an organization, a delivery to it (a test ping), and a key of that
+/// organization with `webhooks:read` and `webhooks:write`.
+#[derive(Debug, Clone)]
+struct OwnHook {
+    endpoint: String,
+    delivery: String,
+    writer: String,
+}
+
+impl Http {
+    /// A new endpoint of the writer's organization; its id.
+    async fn endpoint(&self, writer: &str) -> String {
+        let created = self
+            .call(
+                Method::POST,
+                "/v1/webhook-endpoints",
+                writer,
+                Some(endpoint_body()),
+            )
+            .await;
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn own_hook(&self, writer: String) -> OwnHook {
+        let endpoint = self.endpoint(&writer).await;
+        let path = format!("/v1/webhook-endpoints/{endpoint}/test");
+        let ping = self.call(Method::POST, &path, &writer, None).await;
+        OwnHook {
+            endpoint,
+            delivery: ping["id"].as_str().unwrap().to_owned(),
+            writer,
+        }
+    }
+}
+
+fn hook_target(path: &str, valid: bool, owner: Option<&str>, endpoint: Option<&str>) -> Target {
+    Target {
+        org_path: String::new(),
+        key_path: String::new(),
+        org: None,
+        org_valid: true,
+        key_valid: true,
+        key_owner: None,
+        hook: Hook {
+            path: path.to_owned(),
+            valid,
+            owner: owner.map(str::to_owned),
+            endpoint: endpoint.map(str::to_owned),
+        },
+    }
 }
 
 const UNKNOWN_UUID: &str = "0b0c0d0e-0f10-4112-8314-151617181920";
@@ -868,6 +1065,34 @@ impl World {
             }
         }
 
+        // Webhooks: an endpoint and a delivery per organization of the callers, and a foreign one.
+        let hook_writer = |org: String| {
+            let http = &http;
+            let admin = &admin;
+            async move {
+                let scopes = ["webhooks:read", "webhooks:write"];
+                http.mint(admin, &org, &scopes).await.1
+            }
+        };
+        let mut hooks = HashMap::new();
+        for (org, writer) in [
+            (admin_org.to_owned(), admin.clone()),
+            (child_a.clone(), hook_writer(child_a.clone()).await),
+            (child_b.clone(), hook_writer(child_b.clone()).await),
+            (other_org.clone(), other_key.clone()),
+        ] {
+            hooks.insert(org, http.own_hook(writer).await);
+        }
+        let foreign_org = http.create_child(&other_key, "matrix foreign hooks").await;
+        let (_, foreign_writer) = http
+            .mint(
+                &other_key,
+                &foreign_org,
+                &["webhooks:read", "webhooks:write"],
+            )
+            .await;
+        let foreign_hook = (foreign_org, http.own_hook(foreign_writer).await);
+
         let mut world = World {
             http,
             store,
@@ -889,6 +1114,8 @@ impl World {
             shared: HashMap::new(),
             nominal_own_key,
             sibling_key_id,
+            hooks,
+            foreign_hook,
         };
         for kind in ORG_TARGETS.into_iter().chain(KEY_TARGETS) {
             if kind != TargetKind::CallerItself {
@@ -898,6 +1125,46 @@ impl World {
         }
         let foreign = world.shared[&TargetKind::OtherPartnersChild].clone();
         world.shared.insert(TargetKind::ForeignKey, foreign);
+        let (foreign_org, foreign) = world.foreign_hook.clone();
+        let (org, endpoint) = (Some(foreign_org.as_str()), Some(foreign.endpoint.as_str()));
+        let unknown_endpoint = format!("whe_{UNKNOWN_UUID}");
+        let unknown_delivery = format!("whd_{UNKNOWN_UUID}");
+        for (kind, target) in [
+            (
+                TargetKind::ForeignEndpoint,
+                hook_target(&foreign.endpoint, true, org, endpoint),
+            ),
+            (
+                TargetKind::UnknownEndpoint,
+                hook_target(&unknown_endpoint, true, None, None),
+            ),
+            (
+                TargetKind::MalformedEndpointId,
+                hook_target("whe_not-a-uuid", false, None, None),
+            ),
+            (
+                TargetKind::KeyIdAsEndpointId,
+                hook_target(&world.nominal_own_key, false, None, None),
+            ),
+            (
+                TargetKind::ForeignDelivery,
+                hook_target(&foreign.delivery, true, org, endpoint),
+            ),
+            (
+                TargetKind::UnknownDelivery,
+                hook_target(&unknown_delivery, true, None, None),
+            ),
+            (
+                TargetKind::MalformedDeliveryId,
+                hook_target("whd_not-a-uuid", false, None, None),
+            ),
+            (
+                TargetKind::EndpointIdAsDeliveryId,
+                hook_target(&foreign.endpoint, false, None, None),
+            ),
+        ] {
+            world.shared.insert(kind, target);
+        }
         world
     }
 
@@ -911,6 +1178,7 @@ impl World {
             org_valid: true,
             key_valid: true,
             key_owner: Some(org),
+            hook: Hook::default(),
         };
         match kind {
             TargetKind::ActiveChild
@@ -976,6 +1244,7 @@ impl World {
                 org_valid: true,
                 key_valid: true,
                 key_owner: None,
+                hook: Hook::default(),
             },
             TargetKind::MalformedOrganizationId | TargetKind::KeyIdAsOrganizationId => Target {
                 org_path: if kind == TargetKind::MalformedOrganizationId {
@@ -989,10 +1258,23 @@ impl World {
                 org_valid: false,
                 key_valid: true,
                 key_owner: None,
+                hook: Hook::default(),
             },
-            TargetKind::Nothing | TargetKind::CallerItself | TargetKind::OwnKey => {
+            TargetKind::Nothing
+            | TargetKind::CallerItself
+            | TargetKind::OwnKey
+            | TargetKind::OwnEndpoint
+            | TargetKind::OwnDelivery => {
                 unreachable!("resolved per caller")
             }
+            TargetKind::ForeignEndpoint
+            | TargetKind::UnknownEndpoint
+            | TargetKind::MalformedEndpointId
+            | TargetKind::KeyIdAsEndpointId
+            | TargetKind::ForeignDelivery
+            | TargetKind::UnknownDelivery
+            | TargetKind::MalformedDeliveryId
+            | TargetKind::EndpointIdAsDeliveryId => self.shared[&kind].clone(),
         }
     }
 
@@ -1018,6 +1300,7 @@ impl World {
             org_valid: true,
             key_valid: true,
             key_owner: Some(key_owner),
+            hook: Hook::default(),
         };
         match kind {
             TargetKind::Nothing => bare(String::new(), String::new(), String::new()),
@@ -1030,6 +1313,7 @@ impl World {
                     org_valid: true,
                     key_valid: true,
                     key_owner: None,
+                    hook: Hook::default(),
                 }
             }
             TargetKind::OwnKey => {
@@ -1058,6 +1342,21 @@ impl World {
                 };
                 bare(org.clone(), key, org)
             }
+            TargetKind::OwnEndpoint | TargetKind::OwnDelivery => {
+                let (org, _) = self.own_org(caller);
+                let hook = &self.hooks[&org];
+                let endpoint = if fresh {
+                    self.http.endpoint(&hook.writer).await
+                } else {
+                    hook.endpoint.clone()
+                };
+                let path = if kind == TargetKind::OwnEndpoint {
+                    &endpoint
+                } else {
+                    &hook.delivery
+                };
+                hook_target(path, true, Some(&org), Some(&endpoint))
+            }
             _ if fresh => self.target(kind).await,
             _ => self.shared[&kind].clone(),
         }
@@ -1081,9 +1380,13 @@ async fn every_route_answers_every_caller_in_the_contracts_order_of_checks(app: 
         let world = World::build(&twin.base, &twin.admin_key, &twin.admin_org, &operator).await;
         cells + run(&world, needs_store).await
     };
-    // 15 callers × (6 routes without a target + 7 org routes × 9 targets + 2 org-and-key routes
-    // × 13 + 2 own-key routes × 5).
-    assert_eq!(cells, 15 * (6 + 7 * 9 + 2 * 13 + 2 * 5), "every cell ran");
+    // 15 callers × (9 routes without a target + 7 org routes × 9 targets + 2 org-and-key routes
+    // × 13 + 2 own-key routes × 5 + 6 webhook routes × 5).
+    assert_eq!(
+        cells,
+        15 * (9 + 7 * 9 + 2 * 13 + 2 * 5 + 6 * 5),
+        "every cell ran"
+    );
 }
 
 /// Runs the cells `select` picks; returns how many ran. All failures are collected and reported
@@ -1226,6 +1529,8 @@ fn check_success(
         .map(|(id, ..)| id.as_str())
         .unwrap_or_default();
     let key_id = target.key_path.as_str();
+    let hook = target.hook.path.as_str();
+    let hook_endpoint = target.hook.endpoint.as_deref().unwrap_or_default();
     let all = |items: &Value, field: &str, value: &str| {
         items
             .as_array()
@@ -1272,6 +1577,29 @@ fn check_success(
                     .as_str()
                     .is_some_and(|s| s.starts_with("lp_"))
         }
+        Route::CreateEndpoint => {
+            body["url"] == ENDPOINT_URL
+                && body["scope"] == "own"
+                && body["signingSecret"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("whsec_"))
+        }
+        Route::ListEndpoints => body["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().all(|e| e.get("signingSecret").is_none())),
+        Route::GetEndpoint => body["id"] == hook && body.get("signingSecret").is_none(),
+        Route::PatchEndpoint => {
+            body["id"] == hook && body["description"] == "touched by the matrix"
+        }
+        Route::DeleteEndpoint => *body == json!({"id": hook, "deleted": true}),
+        Route::ListDeliveries => all(&body["items"], "endpointId", hook),
+        Route::TestEndpoint => body["endpointId"] == hook && body["eventType"] == "test.ping",
+        Route::ReplayDelivery => {
+            body["endpointId"] == hook_endpoint
+                && body["id"] != hook
+                && body["eventType"] == "test.ping"
+        }
+        Route::AuditLog => all(&body["items"], "organizationId", organization),
         Route::NoSuchPath | Route::WrongMethod => false,
     };
     if ok {
@@ -1324,6 +1652,22 @@ async fn untouched(world: &World) -> Vec<String> {
             differences.push(format!(
                 "keys of shared target {kind:?} changed: {}",
                 keys.body
+            ));
+        }
+    }
+    let mut hooks: Vec<&OwnHook> = world.hooks.values().collect();
+    hooks.push(&world.foreign_hook.1);
+    for hook in hooks {
+        let path = format!("/v1/webhook-endpoints/{}", hook.endpoint);
+        let auth = Auth::Bearer(hook.writer.clone());
+        let read = world.http.send(Method::GET, &path, &auth, None).await;
+        if read.status != 200
+            || read.body["status"] != "enabled"
+            || !read.body["description"].is_null()
+        {
+            differences.push(format!(
+                "the endpoint {} was changed: {}",
+                hook.endpoint, read.body
             ));
         }
     }
