@@ -188,15 +188,7 @@ async fn two_processes() -> Stores {
     let second = PgStore::connect(database.url(), testing::test_pool_settings())
         .await
         .unwrap();
-    let second = Arc::new(second);
-    Stores::from_parts(
-        Arc::new(first),
-        second.clone(),
-        second.clone(),
-        second.clone(),
-        second,
-        database,
-    )
+    Stores::across(Arc::new(first), Arc::new(second), database)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

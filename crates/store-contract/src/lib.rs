@@ -26,11 +26,14 @@ pub mod idempotency;
 pub mod jobs;
 pub mod key_lifecycle;
 pub mod reservations;
+pub mod trails;
 
 use std::any::Any;
 use std::sync::Arc;
 
-use domain::ports::{ApiKeyStore, CreditStore, IdempotencyStore, JobQueue, OrganizationStore};
+use domain::ports::{
+    ApiKeyStore, AuditLog, CreditStore, IdempotencyStore, JobQueue, OrganizationStore, WebhookStore,
+};
 
 /// Both ports of ONE store, plus whatever must live as long as the test (a test database).
 pub struct Stores {
@@ -39,6 +42,8 @@ pub struct Stores {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub credits: Arc<dyn CreditStore>,
     pub jobs: Arc<dyn JobQueue>,
+    pub audit: Arc<dyn AuditLog>,
+    pub webhooks: Arc<dyn WebhookStore>,
     // Declared last: dropped after the ports.
     _guard: Option<Box<dyn Any + Send + Sync>>,
 }
@@ -47,38 +52,32 @@ impl Stores {
     /// Both ports of `store`.
     pub fn new<S>(store: Arc<S>) -> Self
     where
-        S: OrganizationStore + ApiKeyStore + IdempotencyStore + CreditStore + JobQueue + 'static,
+        S: AllPorts,
     {
         Self {
             organizations: store.clone(),
             api_keys: store.clone(),
             idempotency: store.clone(),
             credits: store.clone(),
-            jobs: store,
+            jobs: store.clone(),
+            audit: store.clone(),
+            webhooks: store,
             _guard: None,
         }
     }
 
-    /// Ports that may come from different instances of one store — e.g. two connection pools on
-    /// one database, standing for two server processes — keeping `guard` alive.
-    pub fn from_parts<G>(
-        organizations: Arc<dyn OrganizationStore>,
-        api_keys: Arc<dyn ApiKeyStore>,
-        idempotency: Arc<dyn IdempotencyStore>,
-        credits: Arc<dyn CreditStore>,
-        jobs: Arc<dyn JobQueue>,
-        guard: G,
-    ) -> Self
+    /// Two instances of one store — e.g. two connection pools on one database, standing for two
+    /// server processes: organizations through `first`, every other port through `second`,
+    /// keeping `guard` alive.
+    pub fn across<S, G>(first: Arc<S>, second: Arc<S>, guard: G) -> Self
     where
+        S: AllPorts,
         G: Send + Sync + 'static,
     {
         Self {
-            organizations,
-            api_keys,
-            idempotency,
-            credits,
-            jobs,
+            organizations: first,
             _guard: Some(Box::new(guard)),
+            ..Self::new(second)
         }
     }
 
@@ -86,7 +85,7 @@ impl Stores {
     /// the store runs on, which is dropped with it).
     pub fn with_guard<S, G>(store: Arc<S>, guard: G) -> Self
     where
-        S: OrganizationStore + ApiKeyStore + IdempotencyStore + CreditStore + JobQueue + 'static,
+        S: AllPorts,
         G: Send + Sync + 'static,
     {
         Self {
@@ -94,6 +93,31 @@ impl Stores {
             ..Self::new(store)
         }
     }
+}
+
+/// Every store port: what a store adapter implements.
+pub trait AllPorts:
+    OrganizationStore
+    + ApiKeyStore
+    + IdempotencyStore
+    + CreditStore
+    + JobQueue
+    + AuditLog
+    + WebhookStore
+    + 'static
+{
+}
+
+impl<S> AllPorts for S where
+    S: OrganizationStore
+        + ApiKeyStore
+        + IdempotencyStore
+        + CreditStore
+        + JobQueue
+        + AuditLog
+        + WebhookStore
+        + 'static
+{
 }
 
 /// Expands into `mod port_contract { … }`: one `#[tokio::test]` per contract case, each on a
@@ -171,6 +195,16 @@ macro_rules! store_contract_tests {
                 jobs_are_held_while_suspended_and_cancelled_by_archive,
                 the_monthly_cap_counts_what_was_spent_and_what_is_held,
                 reservations_resume_after_resume,
+                a_trail_is_written_with_its_effect_and_only_then,
+                the_audit_log_lists_newest_first_with_filters_and_pages,
+                kill_switch_refusals_are_recorded_once_per_window,
+                events_fan_out_to_exactly_the_endpoints_that_want_them,
+                a_targeted_event_reaches_its_one_endpoint,
+                deliveries_are_held_while_the_owner_is_suspended,
+                archive_cancels_the_owners_deliveries_and_tells_the_parent,
+                an_attempt_is_recorded_with_its_job_and_the_failure_count,
+                failures_in_a_row_pause_the_endpoint,
+                endpoints_round_trip_update_and_delete,
             ;
             racing:
                 concurrent_updates_from_one_revision_apply_exactly_once,
@@ -186,6 +220,7 @@ macro_rules! store_contract_tests {
                 a_suspend_racing_reservations_stops_them,
                 an_archive_racing_reservations_and_allocations_conserves_credits,
                 concurrent_workers_never_claim_one_job_twice,
+                concurrent_refusals_of_one_key_are_recorded_once,
             ;
         }
     };
@@ -221,7 +256,7 @@ macro_rules! __store_contract_cases {
                 async fn $lifecycle() {
                     let stores: $crate::Stores = $factory.await;
                     #[allow(unused_imports)]
-                    use $crate::{credits::*, idempotency::*, jobs::*, key_lifecycle::*, reservations::*};
+                    use $crate::{credits::*, idempotency::*, jobs::*, key_lifecycle::*, reservations::*, trails::*};
                     $lifecycle(&stores).await;
                 }
             )*
@@ -231,7 +266,7 @@ macro_rules! __store_contract_cases {
                 async fn $lifecycle_racing() {
                     let stores: $crate::Stores = $factory.await;
                     #[allow(unused_imports)]
-                    use $crate::{credits::*, idempotency::*, jobs::*, key_lifecycle::*, reservations::*};
+                    use $crate::{credits::*, idempotency::*, jobs::*, key_lifecycle::*, reservations::*, trails::*};
                     $lifecycle_racing(&stores).await;
                 }
             )*

@@ -46,7 +46,7 @@ fn reservation(org: OrganizationId, credits: u64, expires: i64) -> Reservation {
 }
 
 /// A parent and a child, the child funded with `credits` (granted to the parent, allocated).
-async fn funded_child(s: &Stores, credits: i64) -> (Organization, Organization) {
+pub(crate) async fn funded_child(s: &Stores, credits: i64) -> (Organization, Organization) {
     let parent = top_level(at(0));
     let child = child_of(&parent, at(1));
     s.organizations
