@@ -229,14 +229,14 @@ async fn call(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// A child of the bootstrap organization with a key of its own and an endpoint of its own (every
-/// event) pointing at `receiver`: (child id, child key, endpoint id).
+/// A child of the bootstrap organization with an endpoint of its own (every event, created with a
+/// key of the child's) pointing at `receiver`: (child id, endpoint id).
 async fn child_with_endpoint(
     client: &Client,
     base: &str,
     admin_key: &str,
     receiver: &Receiver,
-) -> (String, String, String) {
+) -> (String, String) {
     let (status, child) = call(
         client,
         Method::POST,
@@ -267,11 +267,17 @@ async fn child_with_endpoint(
     .await;
     assert_eq!(status, 201, "{endpoint}");
     let endpoint = endpoint["id"].as_str().unwrap().to_owned();
-    (child, child_key, endpoint)
+    (child, endpoint)
 }
 
-/// Every delivery of the endpoint, newest first.
-async fn deliveries(client: &Client, base: &str, key: &str, endpoint: &str) -> Vec<Value> {
+/// Every delivery of the endpoint (of `child`), newest first, read by the parent acting inside
+/// the child (its own keys are refused while it is suspended).
+async fn deliveries(
+    client: &Client,
+    base: &str,
+    (admin_key, child): (&str, &str),
+    endpoint: &str,
+) -> Vec<Value> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -279,8 +285,15 @@ async fn deliveries(client: &Client, base: &str, key: &str, endpoint: &str) -> V
         if let Some(cursor) = &cursor {
             url.push_str(&format!("&cursor={cursor}"));
         }
-        let (status, page) = call(client, Method::GET, url, key, None).await;
-        assert_eq!(status, 200, "{page}");
+        let response = client
+            .get(url)
+            .bearer_auth(admin_key)
+            .header("X-Layers-Organization", child)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let page: Value = response.json().await.unwrap();
         all.extend(page["items"].as_array().unwrap().iter().cloned());
         match page["nextCursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
@@ -290,10 +303,15 @@ async fn deliveries(client: &Client, base: &str, key: &str, endpoint: &str) -> V
 }
 
 /// Waits until every delivery of the endpoint is recorded `succeeded`; returns them.
-async fn all_succeeded(client: &Client, base: &str, key: &str, endpoint: &str) -> Vec<Value> {
+async fn all_succeeded(
+    client: &Client,
+    base: &str,
+    reader: (&str, &str),
+    endpoint: &str,
+) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let items = deliveries(client, base, key, endpoint).await;
+        let items = deliveries(client, base, reader, endpoint).await;
         if items.iter().all(|d| d["status"] == "succeeded") {
             return items;
         }
@@ -325,8 +343,7 @@ async fn two_worker_processes_never_attempt_one_delivery_at_once() {
     let client = Client::new();
     // Each request is held a while, so a second attempt of the same delivery would overlap it.
     let receiver = Receiver::start(|_| Duration::from_millis(250)).await;
-    let (child, child_key, endpoint) =
-        child_with_endpoint(&client, &a.base, &admin_key, &receiver).await;
+    let (child, endpoint) = child_with_endpoint(&client, &a.base, &admin_key, &receiver).await;
 
     // Held while the child is suspended: its own endpoint's deliveries wait, through both
     // processes' updates.
@@ -359,7 +376,7 @@ async fn two_worker_processes_never_attempt_one_delivery_at_once() {
         0,
         "delivered while the owner was suspended"
     );
-    let held = deliveries(&client, &b.base, &child_key, &endpoint).await;
+    let held = deliveries(&client, &b.base, (&admin_key, &child), &endpoint).await;
     assert_eq!(held.len(), PATCHES + 1, "suspended + every update");
     assert!(held.iter().all(|d| d["status"] == "held"), "{held:?}");
 
@@ -380,7 +397,7 @@ async fn two_worker_processes_never_attempt_one_delivery_at_once() {
         })
         .await;
     let drained = resumed.elapsed();
-    let recorded = all_succeeded(&client, &a.base, &child_key, &endpoint).await;
+    let recorded = all_succeeded(&client, &a.base, (&admin_key, &child), &endpoint).await;
 
     let seen = receiver.seen.lock().unwrap();
     let first = seen.first_arrival.unwrap().duration_since(resumed);
@@ -441,8 +458,7 @@ async fn a_worker_killed_mid_delivery_leaves_it_to_be_retried() {
         }
     })
     .await;
-    let (child, child_key, endpoint) =
-        child_with_endpoint(&client, &victim.base, &admin_key, &receiver).await;
+    let (child, endpoint) = child_with_endpoint(&client, &victim.base, &admin_key, &receiver).await;
     // One event, so one delivery.
     let (status, _) = call(
         &client,
@@ -465,7 +481,7 @@ async fn a_worker_killed_mid_delivery_leaves_it_to_be_retried() {
     config.bootstrap_admin_key = Some(admin_key.clone());
     config.database_pool_size = 4;
     let rescuer = TestApp::start(config).await;
-    let [delivery] = deliveries(&client, &rescuer.base, &child_key, &endpoint)
+    let [delivery] = deliveries(&client, &rescuer.base, (&admin_key, &child), &endpoint)
         .await
         .try_into()
         .unwrap();
@@ -486,7 +502,7 @@ async fn a_worker_killed_mid_delivery_leaves_it_to_be_retried() {
         })
         .await;
     let retried_after = lease_ran_out.elapsed();
-    let [delivery] = all_succeeded(&client, &rescuer.base, &child_key, &endpoint)
+    let [delivery] = all_succeeded(&client, &rescuer.base, (&admin_key, &child), &endpoint)
         .await
         .try_into()
         .unwrap();
@@ -513,8 +529,7 @@ async fn sigterm_lets_the_delivery_in_flight_finish_and_be_recorded() {
         .await;
     let client = Client::new();
     let receiver = Receiver::start(|_| Duration::from_millis(1_500)).await;
-    let (child, child_key, endpoint) =
-        child_with_endpoint(&client, &worker.base, &admin_key, &receiver).await;
+    let (child, endpoint) = child_with_endpoint(&client, &worker.base, &admin_key, &receiver).await;
     let (status, _) = call(
         &client,
         Method::PATCH,
@@ -540,7 +555,7 @@ async fn sigterm_lets_the_delivery_in_flight_finish_and_be_recorded() {
     config.database_url = Some(database.url().to_owned());
     config.bootstrap_admin_key = Some(admin_key.clone());
     let reader = TestApp::start(config).await;
-    let [delivery] = deliveries(&client, &reader.base, &child_key, &endpoint)
+    let [delivery] = deliveries(&client, &reader.base, (&admin_key, &child), &endpoint)
         .await
         .try_into()
         .unwrap();
