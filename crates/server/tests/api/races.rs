@@ -146,6 +146,69 @@ async fn check_serializable(app: &TestApp, child: &str, results: Vec<(Action, Re
         final_keys, patches_applied,
         "every patch that answered 200 is in the final state"
     );
+    check_one_audit_event_per_write(app, child, &states, &final_state).await;
+}
+
+/// Each write that happened — every distinct `updatedAt` answered, the archive included, the
+/// creation excluded — left exactly one audit event; the no-ops (a suspend of a suspended
+/// organization, an archive answered again) left none.
+async fn check_one_audit_event_per_write(
+    app: &TestApp,
+    child: &str,
+    states: &BTreeMap<String, (String, Value)>,
+    final_state: &Value,
+) {
+    let created_at = final_state["createdAt"].as_str().unwrap();
+    let writes = states.keys().filter(|at| *at != created_at).count() + 1;
+    let listed = app
+        .request_with_headers(
+            Method::GET,
+            "/v1/audit-log?limit=200",
+            Some(&app.admin_key),
+            None,
+            &[("X-Layers-Organization", child)],
+        )
+        .await;
+    let events = listed.assert_ok(200)["items"].as_array().unwrap().clone();
+    let lifecycle: Vec<&str> = events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .filter(|t| {
+            matches!(
+                *t,
+                "organization.suspended"
+                    | "organization.resumed"
+                    | "organization.archived"
+                    | "organization.updated"
+            )
+        })
+        .collect();
+    assert_eq!(
+        lifecycle.len(),
+        writes,
+        "one audit event per applied write: {lifecycle:?}"
+    );
+    assert_eq!(
+        lifecycle
+            .iter()
+            .filter(|t| **t == "organization.archived")
+            .count(),
+        1
+    );
+    // Transitions alternate: every suspended/resumed event goes from the status the previous
+    // one left.
+    let mut status = "active";
+    for event in events.iter().rev() {
+        let data = &event["data"];
+        match event["eventType"].as_str().unwrap() {
+            "organization.suspended" | "organization.resumed" | "organization.archived" => {
+                assert_eq!(data["fromStatus"], status, "{event}");
+                status = data["toStatus"].as_str().unwrap();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(status, "archived");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
