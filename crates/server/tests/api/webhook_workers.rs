@@ -88,14 +88,18 @@ impl Drop for WorkerProcess {
     }
 }
 
-/// What a receiver saw.
+/// What a receiver saw. A delivery is an event to an endpoint: the request's path (each endpoint
+/// has its own) and its `X-Layers-Event-Id`.
 #[derive(Default)]
 struct Seen {
-    /// Event id → requests for it, in arrival order (one delivery per event here: one endpoint).
-    arrivals: HashMap<String, usize>,
-    in_flight: HashMap<String, usize>,
-    /// The most requests in flight at once for one event id, over all event ids.
-    max_in_flight_per_event: usize,
+    /// Delivery → requests for it.
+    arrivals: HashMap<(String, String), usize>,
+    in_flight: HashMap<(String, String), usize>,
+    /// The most requests in flight at once for one delivery, over all deliveries.
+    max_in_flight_per_delivery: usize,
+    /// Endpoint (path) → requests in flight for it now, and the most at once.
+    endpoint_in_flight: HashMap<String, usize>,
+    max_in_flight_per_endpoint: usize,
     total_in_flight: usize,
     max_total_in_flight: usize,
     requests: usize,
@@ -126,24 +130,29 @@ impl Receiver {
         receiver
     }
 
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hooks", self.port)
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     async fn serve(&self, mut stream: TcpStream, answer_after: fn(usize) -> Duration) {
-        let Some(event_id) = read_event_id(&mut stream).await else {
+        let Some((path, event_id)) = read_delivery(&mut stream).await else {
             return;
         };
+        let delivery = (path.clone(), event_id);
         let n = {
             let mut seen = self.seen.lock().unwrap();
             let n = seen.requests;
             seen.requests += 1;
             seen.first_arrival.get_or_insert_with(Instant::now);
-            *seen.arrivals.entry(event_id.clone()).or_default() += 1;
-            let in_flight = seen.in_flight.entry(event_id.clone()).or_default();
+            *seen.arrivals.entry(delivery.clone()).or_default() += 1;
+            let in_flight = seen.in_flight.entry(delivery.clone()).or_default();
             *in_flight += 1;
             let in_flight = *in_flight;
-            seen.max_in_flight_per_event = seen.max_in_flight_per_event.max(in_flight);
+            seen.max_in_flight_per_delivery = seen.max_in_flight_per_delivery.max(in_flight);
+            let at_endpoint = seen.endpoint_in_flight.entry(path.clone()).or_default();
+            *at_endpoint += 1;
+            let at_endpoint = *at_endpoint;
+            seen.max_in_flight_per_endpoint = seen.max_in_flight_per_endpoint.max(at_endpoint);
             seen.total_in_flight += 1;
             seen.max_total_in_flight = seen.max_total_in_flight.max(seen.total_in_flight);
             n
@@ -151,7 +160,10 @@ impl Receiver {
         tokio::time::sleep(answer_after(n)).await;
         {
             let mut seen = self.seen.lock().unwrap();
-            if let Some(in_flight) = seen.in_flight.get_mut(&event_id) {
+            if let Some(in_flight) = seen.in_flight.get_mut(&delivery) {
+                *in_flight -= 1;
+            }
+            if let Some(in_flight) = seen.endpoint_in_flight.get_mut(&path) {
                 *in_flight -= 1;
             }
             seen.total_in_flight -= 1;
@@ -161,7 +173,7 @@ impl Receiver {
         let _ = stream.shutdown().await;
     }
 
-    fn distinct_events(&self) -> usize {
+    fn distinct_deliveries(&self) -> usize {
         self.seen.lock().unwrap().arrivals.len()
     }
 
@@ -179,8 +191,8 @@ impl Receiver {
     }
 }
 
-/// Reads one request (head and Content-Length body); its `X-Layers-Event-Id`.
-async fn read_event_id(stream: &mut TcpStream) -> Option<String> {
+/// Reads one request (head and Content-Length body): its path and `X-Layers-Event-Id`.
+async fn read_delivery(stream: &mut TcpStream) -> Option<(String, String)> {
     let mut buffer = Vec::new();
     let head_end = loop {
         let mut chunk = [0u8; 4096];
@@ -210,7 +222,8 @@ async fn read_event_id(stream: &mut TcpStream) -> Option<String> {
         }
         body += n;
     }
-    header("x-layers-event-id")
+    let path = head.split(' ').nth(1)?.to_owned();
+    Some((path, header("x-layers-event-id")?))
 }
 
 async fn call(
@@ -229,14 +242,16 @@ async fn call(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// A child of the bootstrap organization with an endpoint of its own (every event, created with a
-/// key of the child's) pointing at `receiver`: (child id, endpoint id).
-async fn child_with_endpoint(
+/// A child of the bootstrap organization with `endpoints` endpoints of its own (every event,
+/// created with a key of the child's) pointing at `receiver` (`/hooks/<n>`): (child id, endpoint
+/// ids).
+async fn child_with_endpoints(
     client: &Client,
     base: &str,
     admin_key: &str,
     receiver: &Receiver,
-) -> (String, String) {
+    endpoints: usize,
+) -> (String, Vec<String>) {
     let (status, child) = call(
         client,
         Method::POST,
@@ -257,17 +272,20 @@ async fn child_with_endpoint(
     .await;
     assert_eq!(status, 201, "{minted}");
     let child_key = minted["secret"].as_str().unwrap().to_owned();
-    let (status, endpoint) = call(
-        client,
-        Method::POST,
-        format!("{base}/v1/webhook-endpoints"),
-        &child_key,
-        Some(json!({"url": receiver.url(), "events": ["*"]})),
-    )
-    .await;
-    assert_eq!(status, 201, "{endpoint}");
-    let endpoint = endpoint["id"].as_str().unwrap().to_owned();
-    (child, endpoint)
+    let mut ids = Vec::new();
+    for n in 0..endpoints {
+        let (status, endpoint) = call(
+            client,
+            Method::POST,
+            format!("{base}/v1/webhook-endpoints"),
+            &child_key,
+            Some(json!({"url": receiver.url(&format!("/hooks/{n}")), "events": ["*"]})),
+        )
+        .await;
+        assert_eq!(status, 201, "{endpoint}");
+        ids.push(endpoint["id"].as_str().unwrap().to_owned());
+    }
+    (child, ids)
 }
 
 /// Every delivery of the endpoint (of `child`), newest first, read by the parent acting inside
@@ -327,12 +345,13 @@ async fn all_succeeded(
     }
 }
 
-/// Two worker processes drain one backlog: events held while the endpoint's owner is suspended
+/// Two worker processes drain one backlog: events held while the endpoints' owner is suspended
 /// go out after resume, promptly, each delivery attempted by one worker at a time — across
 /// processes — and every one arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_worker_processes_never_attempt_one_delivery_at_once() {
-    const PATCHES: usize = 80;
+    const ENDPOINTS: usize = 6;
+    const PATCHES: usize = 24;
     let database = TestDatabase::create().await.unwrap();
     let admin_key = random_key();
     let (a, b) = (
@@ -342,10 +361,11 @@ async fn two_worker_processes_never_attempt_one_delivery_at_once() {
     let (a, b) = (a.ready().await, b.ready().await);
     let client = Client::new();
     // Each request is held a while, so a second attempt of the same delivery would overlap it.
-    let receiver = Receiver::start(|_| Duration::from_millis(250)).await;
-    let (child, endpoint) = child_with_endpoint(&client, &a.base, &admin_key, &receiver).await;
+    let receiver = Receiver::start(|_| Duration::from_millis(200)).await;
+    let (child, endpoints) =
+        child_with_endpoints(&client, &a.base, &admin_key, &receiver, ENDPOINTS).await;
 
-    // Held while the child is suspended: its own endpoint's deliveries wait, through both
+    // Held while the child is suspended: its own endpoints' deliveries wait, through both
     // processes' updates.
     let (status, _) = call(
         &client,
@@ -376,9 +396,11 @@ async fn two_worker_processes_never_attempt_one_delivery_at_once() {
         0,
         "delivered while the owner was suspended"
     );
-    let held = deliveries(&client, &b.base, (&admin_key, &child), &endpoint).await;
-    assert_eq!(held.len(), PATCHES + 1, "suspended + every update");
-    assert!(held.iter().all(|d| d["status"] == "held"), "{held:?}");
+    for endpoint in &endpoints {
+        let held = deliveries(&client, &b.base, (&admin_key, &child), endpoint).await;
+        assert_eq!(held.len(), PATCHES + 1, "suspended + every update");
+        assert!(held.iter().all(|d| d["status"] == "held"), "{held:?}");
+    }
 
     let (status, _) = call(
         &client,
@@ -390,28 +412,35 @@ async fn two_worker_processes_never_attempt_one_delivery_at_once() {
     .await;
     assert_eq!(status, 200);
     let resumed = Instant::now();
-    let expected = PATCHES + 2; // suspended, the updates, resumed
+    // suspended, the updates, resumed: to every endpoint.
+    let expected = (PATCHES + 2) * ENDPOINTS;
     receiver
-        .wait_for(Duration::from_secs(60), "every event to arrive", |seen| {
-            seen.arrivals.len() == expected
-        })
+        .wait_for(
+            Duration::from_secs(90),
+            "every delivery to arrive",
+            |seen| seen.arrivals.len() == expected,
+        )
         .await;
     let drained = resumed.elapsed();
-    let recorded = all_succeeded(&client, &a.base, (&admin_key, &child), &endpoint).await;
+    let mut recorded = Vec::new();
+    for endpoint in &endpoints {
+        recorded.extend(all_succeeded(&client, &a.base, (&admin_key, &child), endpoint).await);
+    }
 
     let seen = receiver.seen.lock().unwrap();
     let first = seen.first_arrival.unwrap().duration_since(resumed);
     let duplicates = seen.requests - seen.arrivals.len();
     println!(
-        "{expected} deliveries through 2 processes: first {first:?} after resume, all in \
-         {drained:?}; at most {} in flight at once, {} per delivery; {duplicates} duplicates",
-        seen.max_total_in_flight, seen.max_in_flight_per_event
+        "{expected} deliveries ({ENDPOINTS} endpoints) through 2 processes: first {first:?} after \
+         resume, all in {drained:?}; at most {} in flight at once, {} per endpoint, {} per \
+         delivery; {duplicates} duplicates",
+        seen.max_total_in_flight, seen.max_in_flight_per_endpoint, seen.max_in_flight_per_delivery
     );
     assert_eq!(
-        seen.max_in_flight_per_event, 1,
+        seen.max_in_flight_per_delivery, 1,
         "one delivery was attempted twice at once"
     );
-    assert_eq!(seen.arrivals.len(), expected, "an event never arrived");
+    assert_eq!(seen.arrivals.len(), expected, "a delivery never arrived");
     assert!(
         first < Duration::from_secs(2),
         "held deliveries went out {first:?} after resume"
@@ -428,7 +457,8 @@ async fn two_worker_processes_never_attempt_one_delivery_at_once() {
         .map(|d| d["attempts"].as_u64().unwrap())
         .sum();
     assert_eq!(
-        attempts as usize, seen.requests,
+        usize::try_from(attempts).unwrap(),
+        seen.requests,
         "every attempt recorded once"
     );
     drop((a, b));
@@ -458,7 +488,9 @@ async fn a_worker_killed_mid_delivery_leaves_it_to_be_retried() {
         }
     })
     .await;
-    let (child, endpoint) = child_with_endpoint(&client, &victim.base, &admin_key, &receiver).await;
+    let (child, endpoints) =
+        child_with_endpoints(&client, &victim.base, &admin_key, &receiver, 1).await;
+    let endpoint = &endpoints[0];
     // One event, so one delivery.
     let (status, _) = call(
         &client,
@@ -529,7 +561,9 @@ async fn sigterm_lets_the_delivery_in_flight_finish_and_be_recorded() {
         .await;
     let client = Client::new();
     let receiver = Receiver::start(|_| Duration::from_millis(1_500)).await;
-    let (child, endpoint) = child_with_endpoint(&client, &worker.base, &admin_key, &receiver).await;
+    let (child, endpoints) =
+        child_with_endpoints(&client, &worker.base, &admin_key, &receiver, 1).await;
+    let endpoint = &endpoints[0];
     let (status, _) = call(
         &client,
         Method::PATCH,
@@ -562,5 +596,5 @@ async fn sigterm_lets_the_delivery_in_flight_finish_and_be_recorded() {
     assert_eq!(delivery["status"], "succeeded", "{delivery}");
     assert_eq!(delivery["attempts"], 1);
     assert_eq!(receiver.requests(), 1);
-    assert_eq!(receiver.distinct_events(), 1);
+    assert_eq!(receiver.distinct_deliveries(), 1);
 }
