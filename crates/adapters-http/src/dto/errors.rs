@@ -20,7 +20,8 @@ pub struct ErrorBody<'a> {
     #[schema(example = "req_01HXZ9G7KMV2QX8Y1S5RJW3B7T")]
     pub request_id: String,
     /// Always an object. VALIDATION: `{"fields": [FieldError]}`; FORBIDDEN_SCOPE:
-    /// `{"requiredScope"}`; CONFLICT: `{"organizationId", "status"}`; KILL_SWITCH:
+    /// `{"requiredScope"}`; CONFLICT: `{"organizationId", "status"}` (or `apiKeyId`,
+    /// `reservationId`, `endpointId` with its `status`); KILL_SWITCH:
     /// `{"scope", "organizationId", "suspendedAt"}`.
     #[schema(value_type = Object)]
     pub details: &'a serde_json::Value,
