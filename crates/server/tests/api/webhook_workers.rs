@@ -513,7 +513,7 @@ async fn a_worker_killed_mid_delivery_leaves_it_to_be_retried() {
     config.bootstrap_admin_key = Some(admin_key.clone());
     config.database_pool_size = 4;
     let rescuer = TestApp::start(config).await;
-    let [delivery] = deliveries(&client, &rescuer.base, (&admin_key, &child), &endpoint)
+    let [delivery] = deliveries(&client, &rescuer.base, (&admin_key, &child), endpoint)
         .await
         .try_into()
         .unwrap();
@@ -534,7 +534,7 @@ async fn a_worker_killed_mid_delivery_leaves_it_to_be_retried() {
         })
         .await;
     let retried_after = lease_ran_out.elapsed();
-    let [delivery] = all_succeeded(&client, &rescuer.base, (&admin_key, &child), &endpoint)
+    let [delivery] = all_succeeded(&client, &rescuer.base, (&admin_key, &child), endpoint)
         .await
         .try_into()
         .unwrap();
@@ -589,7 +589,7 @@ async fn sigterm_lets_the_delivery_in_flight_finish_and_be_recorded() {
     config.database_url = Some(database.url().to_owned());
     config.bootstrap_admin_key = Some(admin_key.clone());
     let reader = TestApp::start(config).await;
-    let [delivery] = deliveries(&client, &reader.base, (&admin_key, &child), &endpoint)
+    let [delivery] = deliveries(&client, &reader.base, (&admin_key, &child), endpoint)
         .await
         .try_into()
         .unwrap();
