@@ -1,3 +1,6 @@
+DROP INDEX jobs_queue_order;
+ALTER TABLE jobs DROP COLUMN seq;
+ALTER TABLE jobs DROP COLUMN queue;
 DROP TABLE webhook_deliveries;
 DROP TABLE webhook_events;
 DROP TABLE webhook_endpoints;

@@ -24,7 +24,7 @@ CREATE TABLE audit_events (
         'credits.reclaimed', 'reservation.created', 'reservation.settled',
         'reservation.released', 'reservation.expired', 'credit_config.updated',
         'webhook_endpoint.created', 'webhook_endpoint.updated', 'webhook_endpoint.deleted',
-        'webhook_endpoint.auto_paused', 'kill_switch.refused')),
+        'kill_switch.refused')),
     CONSTRAINT audit_events_actor_known CHECK (actor_type IN ('api_key', 'operator')),
     -- An API key actor names its key and organization; the operator names neither.
     CONSTRAINT audit_events_actor_whole CHECK (
@@ -129,3 +129,10 @@ CREATE TABLE webhook_deliveries (
 -- endpoint's pending deliveries (delete, archive).
 CREATE INDEX webhook_deliveries_keyset
     ON webhook_deliveries (endpoint_id, created_at DESC, id DESC);
+
+-- Jobs sharing a queue run one at a time, in order (a webhook endpoint's deliveries, so a
+-- receiver gets its events in the order they happened): `seq` is the order jobs were scheduled
+-- in, the tie-break of jobs due at one instant.
+ALTER TABLE jobs ADD COLUMN queue text NULL;
+ALTER TABLE jobs ADD COLUMN seq bigserial NOT NULL;
+CREATE INDEX jobs_queue_order ON jobs (queue, run_at, seq) WHERE queue IS NOT NULL;

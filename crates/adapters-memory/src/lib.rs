@@ -55,12 +55,15 @@ struct State {
     endpoints: HashMap<domain::webhooks::EndpointId, domain::webhooks::WebhookEndpoint>,
     events: HashMap<domain::webhooks::EventId, domain::webhooks::Event>,
     deliveries: HashMap<domain::webhooks::DeliveryId, domain::webhooks::Delivery>,
+    jobs_scheduled: u64,
 }
 
 /// A job and who holds it. Done and cancelled jobs are removed.
 struct Scheduled {
     job: Job,
     claim: Option<(Uuid, Timestamp)>,
+    /// When it was scheduled, among all jobs: the order of jobs due at one instant.
+    seq: u64,
 }
 
 /// An idempotency record: a claim in flight, or the final response.
@@ -110,6 +113,33 @@ fn page<'a, T: Clone + 'a>(
 }
 
 impl State {
+    fn schedule(&mut self, job: Job) {
+        self.jobs_scheduled += 1;
+        let seq = self.jobs_scheduled;
+        self.jobs.insert(
+            job.id,
+            Scheduled {
+                job,
+                claim: None,
+                seq,
+            },
+        );
+    }
+
+    /// The first job of each queue — by `run_at`, then by when it was scheduled — which alone
+    /// of its queue may be claimed.
+    fn queue_heads(&self) -> HashMap<&str, (Timestamp, u64)> {
+        let mut heads: HashMap<&str, (Timestamp, u64)> = HashMap::new();
+        for scheduled in self.jobs.values() {
+            if let Some(queue) = &scheduled.job.queue {
+                let position = (scheduled.job.run_at, scheduled.seq);
+                let head = heads.entry(queue.as_str()).or_insert(position);
+                *head = (*head).min(position);
+            }
+        }
+        heads
+    }
+
     /// Whether the organization, or its parent, is suspended: nothing of it spends or runs.
     fn held_by_kill_switch(&self, id: OrganizationId) -> bool {
         let suspended = |id: &OrganizationId| {
@@ -738,8 +768,9 @@ impl CreditStore for MemoryStore {
             payload: reservation.id.to_string(),
             run_at: reservation.expires_at,
             attempts: 0,
+            queue: None,
         };
-        state.jobs.insert(expiry, Scheduled { job, claim: None });
+        state.schedule(job);
         state.reservations.insert(reservation.id, reservation);
         state.write_trail(trail, 0);
         state.write_completion(done);
@@ -855,7 +886,7 @@ impl JobQueue for MemoryStore {
         if state.jobs.contains_key(&job.id) {
             return Err(StoreError::Duplicate(format!("job {}", job.id)));
         }
-        state.jobs.insert(job.id, Scheduled { job, claim: None });
+        state.schedule(job);
         Ok(())
     }
 
@@ -867,7 +898,8 @@ impl JobQueue for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
         let mut state = self.state();
-        let mut due: Vec<(Timestamp, JobId)> = state
+        let heads = state.queue_heads();
+        let mut due: Vec<(Timestamp, u64, JobId)> = state
             .jobs
             .values()
             .filter(|s| kinds.contains(&s.job.kind) && s.job.run_at <= now)
@@ -877,12 +909,18 @@ impl JobQueue for MemoryStore {
                     .organization_id
                     .is_some_and(|org| state.held_by_kill_switch(org))
             })
-            .map(|s| (s.job.run_at, s.job.id))
+            .filter(|s| {
+                s.job
+                    .queue
+                    .as_deref()
+                    .is_none_or(|queue| heads.get(queue) == Some(&(s.job.run_at, s.seq)))
+            })
+            .map(|s| (s.job.run_at, s.seq, s.job.id))
             .collect();
         due.sort();
         due.truncate(limit);
         let mut leases = Vec::new();
-        for (_, id) in due {
+        for (_, _, id) in due {
             let token = Uuid::new_v4();
             if let Some(scheduled) = state.jobs.get_mut(&id) {
                 scheduled.claim = Some((token, lease_until));

@@ -15,7 +15,7 @@ use domain::webhooks::{
 use domain::{OrganizationId, Timestamp};
 use uuid::Uuid;
 
-use crate::{page, MemoryStore, Scheduled, State};
+use crate::{page, MemoryStore, State};
 
 impl State {
     /// Writes a trail — called after the effect is applied, under the same lock — resolved for
@@ -80,8 +80,9 @@ impl State {
                 payload: delivery_id.to_string(),
                 run_at: event.created_at,
                 attempts: 0,
+                queue: Some(endpoint_id.to_string()),
             };
-            self.jobs.insert(job.id, Scheduled { job, claim: None });
+            self.schedule(job);
         }
     }
 

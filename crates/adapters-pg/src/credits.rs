@@ -422,6 +422,7 @@ impl CreditStore for PgStore {
                 payload: reservation.id.to_string(),
                 run_at: reservation.expires_at,
                 attempts: 0,
+                queue: None,
             };
             crate::jobs::enqueue_with(conn, &job).await?;
             crate::trail::write(conn, trail).await?;

@@ -30,6 +30,7 @@ struct JobRow {
     attempts: i32,
     token: Option<Uuid>,
     lease_until: Option<OffsetDateTime>,
+    queue: Option<String>,
 }
 
 impl JobRow {
@@ -43,6 +44,7 @@ impl JobRow {
             attempts: i32::try_from(job.attempts).unwrap_or(i32::MAX),
             token: None,
             lease_until: None,
+            queue: job.queue.clone(),
         }
     }
 
@@ -55,6 +57,7 @@ impl JobRow {
             run_at: Timestamp::from_offset_datetime(self.run_at),
             attempts: u32::try_from(self.attempts)
                 .map_err(|_| corrupt("job attempts", self.attempts))?,
+            queue: self.queue,
         })
     }
 }
@@ -103,7 +106,8 @@ impl JobQueue for PgStore {
     ) -> Result<Vec<Lease>, StoreError> {
         let mut conn = self.conn().await?;
         let claimed: Vec<JobRow> = diesel::sql_query(
-            "UPDATE jobs SET token = gen_random_uuid(), lease_until = $3, attempts = attempts + 1 \
+            "WITH claimed AS ( \
+             UPDATE jobs SET token = gen_random_uuid(), lease_until = $3, attempts = attempts + 1 \
              WHERE id IN ( \
                SELECT j.id FROM jobs j \
                LEFT JOIN organizations o ON o.id = j.organization_id \
@@ -112,9 +116,15 @@ impl JobQueue for PgStore {
                  AND (j.token IS NULL OR j.lease_until <= $2) \
                  AND (o.status IS NULL OR o.status <> 'suspended') \
                  AND (p.status IS NULL OR p.status <> 'suspended') \
-               ORDER BY j.run_at, j.id LIMIT $4 \
+                 AND (j.queue IS NULL OR NOT EXISTS ( \
+                   SELECT 1 FROM jobs e WHERE e.queue = j.queue \
+                     AND (e.run_at, e.seq) < (j.run_at, j.seq))) \
+               ORDER BY j.run_at, j.seq LIMIT $4 \
                FOR UPDATE OF j SKIP LOCKED) \
-             RETURNING id, organization_id, kind, payload, run_at, attempts, token, lease_until",
+             RETURNING id, organization_id, kind, payload, run_at, attempts, token, lease_until, \
+                       queue, seq) \
+             SELECT id, organization_id, kind, payload, run_at, attempts, token, lease_until, queue \
+             FROM claimed ORDER BY run_at, seq",
         )
         .bind::<Array<Text>, _>(&kinds)
         .bind::<Timestamptz, _>(now.as_offset_datetime())
@@ -123,7 +133,8 @@ impl JobQueue for PgStore {
         .load(&mut conn)
         .await
         .map_err(from_diesel)?;
-        let mut leases: Vec<Lease> = claimed
+        // In the order they are due: the worker attempts them in turn.
+        let leases: Vec<Lease> = claimed
             .into_iter()
             .map(|row| {
                 let token = row.token.ok_or_else(|| corrupt("job claim", "no token"))?;
@@ -133,7 +144,6 @@ impl JobQueue for PgStore {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        leases.sort_by_key(|l| (l.job.run_at, l.job.id));
         Ok(leases)
     }
 

@@ -108,6 +108,8 @@ diesel::table! {
         attempts -> Int4,
         token -> Nullable<Uuid>,
         lease_until -> Nullable<Timestamptz>,
+        queue -> Nullable<Text>,
+        seq -> Int8,
     }
 }
 

@@ -87,9 +87,12 @@ impl Columns {
 /// Schedules the deliveries just inserted by the CTE `d` (id, endpoint_id, created_at): one job
 /// each, same id, bound to the endpoint's owner, due at the event's creation, its payload the
 /// delivery id as `DeliveryId` writes it.
-const SCHEDULE_DELIVERIES: &str = "INSERT INTO jobs (id, organization_id, kind, payload, run_at) \
-     SELECT d.id, e.organization_id, $5, 'whd_' || d.id::text, d.created_at \
-     FROM d JOIN webhook_endpoints e ON e.id = d.endpoint_id";
+const SCHEDULE_DELIVERIES: &str =
+    "INSERT INTO jobs (id, organization_id, kind, payload, run_at, queue) \
+     SELECT d.id, e.organization_id, $5, 'whd_' || d.id::text, d.created_at, \
+            'whe_' || e.id::text \
+     FROM d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+     ORDER BY d.created_at, d.event_id";
 
 /// One delivery per event and endpoint that wants it (`WebhookEndpoint::wants`): enabled, not
 /// deleted, subscribed to the type (never `test.ping`), owned by the event's organization — or
@@ -116,7 +119,7 @@ async fn fan_out(
              AND (e.events = ARRAY['*'] OR ev.event_type = ANY (e.events)) \
              AND o.status <> 'archived' \
            FOR SHARE OF o \
-           RETURNING id, endpoint_id, created_at) \
+           RETURNING id, endpoint_id, created_at, event_id) \
          {SCHEDULE_DELIVERIES}"
     ))
     .bind::<Array<SqlUuid>, _>(&events.ids)
@@ -151,7 +154,7 @@ async fn deliver_to_targets(
            JOIN organizations o ON o.id = e.organization_id \
            WHERE e.deleted_at IS NULL AND o.status <> 'archived' \
            FOR SHARE OF o \
-           RETURNING id, endpoint_id, created_at) \
+           RETURNING id, endpoint_id, created_at, event_id) \
          {SCHEDULE_DELIVERIES}"
     ))
     .bind::<Array<SqlUuid>, _>(&events.ids)

@@ -44,12 +44,11 @@ pub enum AuditEventType {
     WebhookEndpointCreated,
     WebhookEndpointUpdated,
     WebhookEndpointDeleted,
-    WebhookEndpointAutoPaused,
     KillSwitchRefused,
 }
 
 impl AuditEventType {
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 21] = [
         Self::OrganizationCreated,
         Self::OrganizationUpdated,
         Self::OrganizationSuspended,
@@ -70,7 +69,6 @@ impl AuditEventType {
         Self::WebhookEndpointCreated,
         Self::WebhookEndpointUpdated,
         Self::WebhookEndpointDeleted,
-        Self::WebhookEndpointAutoPaused,
         Self::KillSwitchRefused,
     ];
 
@@ -96,7 +94,6 @@ impl AuditEventType {
             Self::WebhookEndpointCreated => "webhook_endpoint.created",
             Self::WebhookEndpointUpdated => "webhook_endpoint.updated",
             Self::WebhookEndpointDeleted => "webhook_endpoint.deleted",
-            Self::WebhookEndpointAutoPaused => "webhook_endpoint.auto_paused",
             Self::KillSwitchRefused => "kill_switch.refused",
         }
     }

@@ -34,6 +34,10 @@ pub struct Job {
     pub run_at: Timestamp,
     /// How many times it was claimed before.
     pub attempts: u32,
+    /// Jobs sharing a queue run one at a time, in order: one is not claimed while an earlier one
+    /// of its queue (by `run_at`, then by when it was scheduled) is pending or claimed. Webhook
+    /// deliveries queue per endpoint, so a receiver gets its events in the order they happened.
+    pub queue: Option<String>,
 }
 
 /// A claimed job: the job and the token that proves the claim is still this worker's.

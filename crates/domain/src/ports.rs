@@ -426,8 +426,10 @@ pub trait JobQueue: Send + Sync {
     async fn enqueue(&self, job: Job) -> Result<(), StoreError>;
 
     /// Claims up to `limit` jobs of `kinds` due at `now` — pending, or claimed under a lease that ran out —
-    /// oldest `run_at` first, skipping jobs of a suspended organization or of a child of a
-    /// suspended one (held), and never a job another claim holds. Each claimed job gets a fresh
+    /// oldest `run_at` first (then in the order they were scheduled), skipping jobs of a
+    /// suspended organization or of a child of a suspended one (held), jobs whose queue has an
+    /// earlier job still pending or claimed (see [`Job::queue`]), and never a job another claim
+    /// holds. Each claimed job gets a fresh
     /// token, a lease until `lease_until`, and one more attempt.
     async fn claim(
         &self,

@@ -27,6 +27,7 @@ fn job(org: Option<OrganizationId>, run_at: i64) -> Job {
         payload: format!("payload {run_at}"),
         run_at: at(run_at),
         attempts: 0,
+        queue: None,
     }
 }
 
@@ -279,4 +280,54 @@ pub async fn concurrent_workers_never_claim_one_job_twice(s: &Stores) {
     let unique: HashSet<_> = claimed.iter().collect();
     assert_eq!(unique.len(), claimed.len(), "a job was claimed twice");
     assert_eq!(unique.len(), 40, "every job was claimed");
+}
+
+pub async fn a_queue_runs_its_jobs_one_at_a_time_in_order(s: &Stores) {
+    let queued = |run_at| Job {
+        queue: Some("contract queue".to_owned()),
+        ..job(None, run_at)
+    };
+    let (first, second, third) = (queued(10), queued(10), queued(20));
+    let loose = job(None, 10);
+    for j in [&first, &second, &third, &loose] {
+        s.jobs.enqueue(j.clone()).await.unwrap();
+    }
+    let mut claimed = claim_ids(s, 30).await;
+    claimed.sort();
+    let mut expected = vec![first.id, loose.id];
+    expected.sort();
+    assert_eq!(
+        claimed, expected,
+        "one job of the queue, the first scheduled"
+    );
+    assert!(
+        claim_ids(s, 30).await.is_empty(),
+        "the queue waits while its first job is claimed"
+    );
+    let leases = s
+        .jobs
+        .claim(kinds(), at(100_000_000), at(200_000_000), 100)
+        .await
+        .unwrap();
+    let ids: Vec<_> = leases
+        .iter()
+        .map(|l| l.job.id)
+        .filter(|id| *id != loose.id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![first.id],
+        "an abandoned first job is the one claimed again"
+    );
+    for lease in &leases {
+        s.jobs.complete(lease).await.unwrap();
+    }
+    let leases = s.jobs.claim(kinds(), at(30), at(60), 100).await.unwrap();
+    assert_eq!(
+        leases.iter().map(|l| l.job.id).collect::<Vec<_>>(),
+        vec![second.id]
+    );
+    // Put back for later, it lets the next one of the queue go first.
+    s.jobs.retry(&leases[0], at(1_000)).await.unwrap();
+    assert_eq!(claim_ids(s, 30).await, vec![third.id]);
 }

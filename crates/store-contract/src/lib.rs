@@ -195,6 +195,7 @@ macro_rules! store_contract_tests {
                 jobs_are_held_while_suspended_and_cancelled_by_archive,
                 the_monthly_cap_counts_what_was_spent_and_what_is_held,
                 reservations_resume_after_resume,
+                a_queue_runs_its_jobs_one_at_a_time_in_order,
                 a_trail_is_written_with_its_effect_and_only_then,
                 the_audit_log_lists_newest_first_with_filters_and_pages,
                 kill_switch_refusals_are_recorded_once_per_window,

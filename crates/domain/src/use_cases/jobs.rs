@@ -23,6 +23,7 @@ impl ControlPlane {
             payload: payload.to_owned(),
             run_at,
             attempts: 0,
+            queue: None,
         };
         self.ports.jobs.enqueue(job).await?;
         Ok(id)

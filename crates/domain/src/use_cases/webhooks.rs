@@ -475,13 +475,14 @@ impl ControlPlane {
             .unwrap_or(delivery))
     }
 
-    /// A ping or replay goes only to an enabled endpoint of an organization that accepts writes.
+    /// A ping or replay starts work: it goes only to an enabled endpoint of an organization
+    /// that is neither archived nor suspended (API.md §2.3).
     fn ensure_deliverable(
         &self,
         principal: &Principal,
         endpoint: &WebhookEndpoint,
     ) -> Result<(), DomainError> {
-        policy::ensure_writable(principal.acting_organization())?;
+        policy::ensure_may_spend(principal.acting_organization())?;
         if endpoint.status != EndpointStatus::Enabled {
             return Err(DomainError::Conflict {
                 message: format!(

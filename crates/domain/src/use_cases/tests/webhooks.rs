@@ -64,6 +64,7 @@ fn attempt(
             payload: delivery.id.to_string(),
             run_at: at(0),
             attempts: 1,
+            queue: Some(endpoint.id.to_string()),
         },
         token: Uuid::new_v4(),
     };

@@ -1,0 +1,211 @@
+//! Suspend and resume cost O(1) in the amount of held work (API.md §3): measured, not asserted.
+//!
+//! For a child with 10 and with 100,000 pending jobs (all due, so all held while it is
+//! suspended), times suspend and resume through `OrganizationStore::update` — with the audit and
+//! webhook trail a real suspend writes — and prints their latencies and the ratio between the two
+//! sizes. Also times one claim by a worker while the jobs are held, which is where holding is
+//! decided. Each size gets a fresh database; both run in this one process, one after the other.
+//!
+//!     cargo run --release -p adapters-pg --features testing --example held_jobs
+//!
+//! Needs PostgreSQL as the tests do (`scripts/pg-test-cluster.sh`, `TEST_DATABASE_ADMIN_URL`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use adapters_pg::testing::TestDatabase;
+use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use domain::audit::{Actor, AuditEvent, AuditEventId, AuditEventType};
+use domain::jobs::JOB_LEASE;
+use domain::organization::{
+    Metadata, Organization, OrganizationName, OrganizationStatus, Revision,
+};
+use domain::ports::{JobQueue, OrganizationStore, Write};
+use domain::trail::Trail;
+use domain::webhooks::{Event, EventId, EventType};
+use domain::{OrganizationId, Timestamp};
+use uuid::Uuid;
+
+const SIZES: [i64; 2] = [10, 100_000];
+const ROUNDS: usize = 200;
+const KIND: &str = "bench.held";
+
+fn now() -> Timestamp {
+    Timestamp::from_offset_datetime(time::OffsetDateTime::now_utc())
+}
+
+fn organization(parent: Option<OrganizationId>) -> Organization {
+    let at = now();
+    Organization {
+        id: OrganizationId::from_uuid(Uuid::new_v4()),
+        parent_id: parent,
+        name: OrganizationName::parse("Held jobs").unwrap(),
+        status: OrganizationStatus::Active,
+        metadata: Metadata::default(),
+        billing_email: None,
+        created_at: at,
+        updated_at: at,
+        revision: Revision::INITIAL,
+    }
+}
+
+/// What a real suspend or resume writes besides the organization: one audit and one webhook
+/// event.
+fn trail(org: &Organization, kind: EventType, audit: AuditEventType) -> Trail {
+    let at = org.updated_at;
+    let random = *Uuid::new_v4().as_bytes();
+    let mut ten = [0u8; 10];
+    ten.copy_from_slice(&random[..10]);
+    Trail::none()
+        .with_audit(AuditEvent {
+            id: AuditEventId::new(at, ten),
+            event_type: audit,
+            occurred_at: at,
+            request_id: None,
+            organization_id: org.id,
+            actor: Actor::Operator,
+            data: "{}".to_owned(),
+        })
+        .with_event(Event {
+            id: EventId::new(at, ten),
+            event_type: kind,
+            organization_id: org.id,
+            created_at: at,
+            body: "{}".to_owned(),
+            target: None,
+            replay_of: None,
+        })
+}
+
+struct Figures {
+    suspend: Vec<Duration>,
+    resume: Vec<Duration>,
+    held_claim: Vec<Duration>,
+}
+
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1_000.0
+}
+
+async fn measure(held: i64) -> Figures {
+    let database = TestDatabase::create().await.expect("a test database");
+    let store = database.store();
+    let parent = organization(None);
+    let child = organization(Some(parent.id));
+    for org in [&parent, &child] {
+        store.insert(org, &Trail::none(), None).await.unwrap();
+    }
+    // The held work, written in bulk: due an hour ago, bound to the child.
+    let mut conn = AsyncPgConnection::establish(database.url()).await.unwrap();
+    diesel::sql_query(
+        "INSERT INTO jobs (id, organization_id, kind, payload, run_at) \
+         SELECT gen_random_uuid(), $1, 'bench.held', n::text, now() - interval '1 hour' \
+         FROM generate_series(1, $2) AS n",
+    )
+    .bind::<SqlUuid, _>(child.id.as_uuid())
+    .bind::<BigInt, _>(held)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    diesel::sql_query("ANALYZE jobs")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let mut figures = Figures {
+        suspend: Vec::new(),
+        resume: Vec::new(),
+        held_claim: Vec::new(),
+    };
+    let mut current = child.clone();
+    // The first rounds warm the pool and the caches; they are not counted.
+    for round in 0..ROUNDS + 20 {
+        let suspended = Organization {
+            status: OrganizationStatus::Suspended { since: now() },
+            updated_at: now(),
+            revision: current.revision.next(),
+            ..current.clone()
+        };
+        let trail_of = trail(
+            &suspended,
+            EventType::OrganizationSuspended,
+            AuditEventType::OrganizationSuspended,
+        );
+        let started = Instant::now();
+        let write = store
+            .update(&suspended, current.revision, &trail_of, None)
+            .await
+            .unwrap();
+        let suspend = started.elapsed();
+        assert_eq!(write, Write::Applied);
+
+        let started = Instant::now();
+        let claimed = store
+            .claim(vec![KIND.to_owned()], now(), now().plus(JOB_LEASE), 10)
+            .await
+            .unwrap();
+        let held_claim = started.elapsed();
+        assert!(claimed.is_empty(), "held jobs are never claimed");
+
+        let resumed = Organization {
+            status: OrganizationStatus::Active,
+            updated_at: now(),
+            revision: suspended.revision.next(),
+            ..suspended.clone()
+        };
+        let trail_of = trail(
+            &resumed,
+            EventType::OrganizationResumed,
+            AuditEventType::OrganizationResumed,
+        );
+        let started = Instant::now();
+        let write = store
+            .update(&resumed, suspended.revision, &trail_of, None)
+            .await
+            .unwrap();
+        let resume = started.elapsed();
+        assert_eq!(write, Write::Applied);
+        current = resumed;
+        if round >= 20 {
+            figures.suspend.push(suspend);
+            figures.resume.push(resume);
+            figures.held_claim.push(held_claim);
+        }
+    }
+    figures
+}
+
+#[tokio::main]
+async fn main() {
+    let mut results = Vec::new();
+    for held in SIZES {
+        results.push((held, measure(held).await));
+    }
+    println!(
+        "{ROUNDS} suspend/resume pairs per size; latency in ms (p50 / p99), ratio = size / smallest"
+    );
+    let (_, base) = &results[0];
+    for (held, figures) in &results {
+        let row = |name: &str, samples: &[Duration], baseline: &[Duration]| {
+            let (p50, p99) = (percentile(samples, 0.5), percentile(samples, 0.99));
+            let ratio = ms(p50) / ms(percentile(baseline, 0.5));
+            println!(
+                "  {held:>7} held jobs  {name:<22} p50 {:>7.3}  p99 {:>7.3}  p50 ratio {ratio:>5.2}x",
+                ms(p50),
+                ms(p99)
+            );
+        };
+        row("suspend", &figures.suspend, &base.suspend);
+        row("resume", &figures.resume, &base.resume);
+        row("claim while held", &figures.held_claim, &base.held_claim);
+    }
+}
