@@ -14,9 +14,15 @@
 //! whatever the number of lanes — and a lane that found work claims again at once and wakes
 //! another, so a backlog is drained by every lane. A delivery's first attempt therefore starts
 //! within about [`WEBHOOK_POLL`] of its event's commit, and held deliveries as soon after resume
-//! (§7 asks for 2 s), unless every lane of every process is busy. Deliveries start in the order
-//! the queue hands them out (oldest due first); with several lanes or processes, two of them may
-//! arrive at a receiver in either order (at-least-once, receivers dedupe on the event id).
+//! (§7 asks for 2 s), unless every lane of every process is busy. The queue hands out the
+//! deliveries of one endpoint one at a time, in the order of their events (`Job::queue`), so a
+//! receiver gets its events in order whichever lane or process sends each, while deliveries to
+//! different endpoints run side by side.
+//!
+//! Each lane claims a single delivery, so a claim's lease (`domain::jobs::JOB_LEASE`, 5 min)
+//! only ever has to cover one attempt (at most the 10 s delivery timeout and its record): a
+//! delivery is never taken over from a live worker. A worker that died mid-attempt leaves its
+//! delivery — and, behind it, its endpoint's queue — until the lease runs out.
 
 use std::sync::Arc;
 use std::time::Duration;

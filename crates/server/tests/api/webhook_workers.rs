@@ -100,6 +100,8 @@ struct Seen {
     /// Endpoint (path) → requests in flight for it now, and the most at once.
     endpoint_in_flight: HashMap<String, usize>,
     max_in_flight_per_endpoint: usize,
+    /// Endpoint (path) → event ids in the order their requests arrived.
+    order: HashMap<String, Vec<String>>,
     total_in_flight: usize,
     max_total_in_flight: usize,
     requests: usize,
@@ -145,6 +147,10 @@ impl Receiver {
             seen.requests += 1;
             seen.first_arrival.get_or_insert_with(Instant::now);
             *seen.arrivals.entry(delivery.clone()).or_default() += 1;
+            seen.order
+                .entry(path.clone())
+                .or_default()
+                .push(delivery.1.clone());
             let in_flight = seen.in_flight.entry(delivery.clone()).or_default();
             *in_flight += 1;
             let in_flight = *in_flight;
@@ -347,7 +353,7 @@ async fn all_succeeded(
 
 /// Two worker processes drain one backlog: events held while the endpoints' owner is suspended
 /// go out after resume, promptly, each delivery attempted by one worker at a time — across
-/// processes — and every one arrives.
+/// processes —, each endpoint's one at a time and in order, and every one arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_worker_processes_never_attempt_one_delivery_at_once() {
     const ENDPOINTS: usize = 6;
@@ -423,8 +429,18 @@ async fn two_worker_processes_never_attempt_one_delivery_at_once() {
         .await;
     let drained = resumed.elapsed();
     let mut recorded = Vec::new();
+    let mut in_order = Vec::new();
     for endpoint in &endpoints {
-        recorded.extend(all_succeeded(&client, &a.base, (&admin_key, &child), endpoint).await);
+        let items = all_succeeded(&client, &a.base, (&admin_key, &child), endpoint).await;
+        // Newest first: the order the events happened in is the reverse.
+        in_order.push(
+            items
+                .iter()
+                .rev()
+                .map(|d| d["eventId"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+        );
+        recorded.extend(items);
     }
 
     let seen = receiver.seen.lock().unwrap();
@@ -441,6 +457,19 @@ async fn two_worker_processes_never_attempt_one_delivery_at_once() {
         "one delivery was attempted twice at once"
     );
     assert_eq!(seen.arrivals.len(), expected, "a delivery never arrived");
+    // An endpoint's deliveries go one at a time, in the order of their events (the job queue's
+    // per-endpoint queue), whichever process takes each.
+    assert_eq!(
+        seen.max_in_flight_per_endpoint, 1,
+        "two deliveries to one endpoint at once"
+    );
+    for (n, events) in in_order.iter().enumerate() {
+        assert_eq!(
+            seen.order.get(&format!("/hooks/{n}")),
+            Some(events),
+            "endpoint {n} got its events out of order"
+        );
+    }
     assert!(
         first < Duration::from_secs(2),
         "held deliveries went out {first:?} after resume"
