@@ -1,3 +1,7 @@
+DROP TABLE parked_organizations;
+DROP INDEX jobs_parked;
+DROP INDEX jobs_claimable;
+ALTER TABLE jobs DROP COLUMN parked;
 DROP INDEX jobs_queue_order;
 ALTER TABLE jobs DROP COLUMN seq;
 ALTER TABLE jobs DROP COLUMN queue;

@@ -136,3 +136,13 @@ CREATE INDEX webhook_deliveries_keyset
 ALTER TABLE jobs ADD COLUMN queue text NULL;
 ALTER TABLE jobs ADD COLUMN seq bigserial NOT NULL;
 CREATE INDEX jobs_queue_order ON jobs (queue, run_at, seq) WHERE queue IS NOT NULL;
+
+-- Held jobs are parked by the worker that meets them, so claims stop walking over them: a claim
+-- reads only unparked jobs (a partial index), however many are held. Suspend and resume still
+-- write one row; a worker unparks a resumed organization's jobs at its next claim.
+ALTER TABLE jobs ADD COLUMN parked boolean NOT NULL DEFAULT false;
+CREATE INDEX jobs_claimable ON jobs (run_at, seq) WHERE NOT parked;
+CREATE INDEX jobs_parked ON jobs (organization_id) WHERE parked;
+CREATE TABLE parked_organizations (
+    organization_id uuid PRIMARY KEY REFERENCES organizations (id)
+);

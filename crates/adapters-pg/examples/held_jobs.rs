@@ -3,8 +3,9 @@
 //! For a child with 10 and with 100,000 pending jobs (all due, so all held while it is
 //! suspended), times suspend and resume through `OrganizationStore::update` — with the audit and
 //! webhook trail a real suspend writes — and prints their latencies and the ratio between the two
-//! sizes. Also times one claim by a worker while the jobs are held, which is where holding is
-//! decided. Each size gets a fresh database; both run in this one process, one after the other.
+//! sizes. Also times a worker's claims while the jobs are held (where holding is decided: the
+//! first claims park the held jobs, later ones skip them), and the first claim after resume.
+//! Each size gets a fresh database; both run in this one process, one after the other.
 //!
 //!     cargo run --release -p adapters-pg --features testing --example held_jobs
 //!
@@ -82,7 +83,12 @@ fn trail(org: &Organization, kind: EventType, audit: AuditEventType) -> Trail {
 struct Figures {
     suspend: Vec<Duration>,
     resume: Vec<Duration>,
+    /// Claims while every job is held, once the first claims have parked them.
     held_claim: Vec<Duration>,
+    /// The first claims of a suspension, which park what they meet.
+    parking_claims: Duration,
+    /// The first claim after resume: unparks the jobs and claims some.
+    claim_after_resume: Duration,
 }
 
 fn percentile(samples: &[Duration], p: f64) -> Duration {
@@ -94,6 +100,59 @@ fn percentile(samples: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1_000.0
+}
+
+async fn suspend(store: &adapters_pg::PgStore, current: &Organization) -> (Organization, Duration) {
+    let suspended = Organization {
+        status: OrganizationStatus::Suspended { since: now() },
+        updated_at: now(),
+        revision: current.revision.next(),
+        ..current.clone()
+    };
+    let trail_of = trail(
+        &suspended,
+        EventType::OrganizationSuspended,
+        AuditEventType::OrganizationSuspended,
+    );
+    let started = Instant::now();
+    let write = store
+        .update(&suspended, current.revision, &trail_of, None)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(write, Write::Applied);
+    (suspended, took)
+}
+
+async fn resume(store: &adapters_pg::PgStore, current: &Organization) -> (Organization, Duration) {
+    let resumed = Organization {
+        status: OrganizationStatus::Active,
+        updated_at: now(),
+        revision: current.revision.next(),
+        ..current.clone()
+    };
+    let trail_of = trail(
+        &resumed,
+        EventType::OrganizationResumed,
+        AuditEventType::OrganizationResumed,
+    );
+    let started = Instant::now();
+    let write = store
+        .update(&resumed, current.revision, &trail_of, None)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(write, Write::Applied);
+    (resumed, took)
+}
+
+async fn claim(store: &adapters_pg::PgStore) -> (usize, Duration) {
+    let started = Instant::now();
+    let claimed = store
+        .claim(vec![KIND.to_owned()], now(), now().plus(JOB_LEASE), 10)
+        .await
+        .unwrap();
+    (claimed.len(), started.elapsed())
 }
 
 async fn measure(held: i64) -> Figures {
@@ -121,67 +180,44 @@ async fn measure(held: i64) -> Figures {
         .await
         .unwrap();
 
-    let mut figures = Figures {
-        suspend: Vec::new(),
-        resume: Vec::new(),
-        held_claim: Vec::new(),
-    };
+    // Suspend and resume, back to back; the first rounds warm the pool and are not counted.
+    let (mut suspend_times, mut resume_times) = (Vec::new(), Vec::new());
     let mut current = child.clone();
-    // The first rounds warm the pool and the caches; they are not counted.
     for round in 0..ROUNDS + 20 {
-        let suspended = Organization {
-            status: OrganizationStatus::Suspended { since: now() },
-            updated_at: now(),
-            revision: current.revision.next(),
-            ..current.clone()
-        };
-        let trail_of = trail(
-            &suspended,
-            EventType::OrganizationSuspended,
-            AuditEventType::OrganizationSuspended,
-        );
-        let started = Instant::now();
-        let write = store
-            .update(&suspended, current.revision, &trail_of, None)
-            .await
-            .unwrap();
-        let suspend = started.elapsed();
-        assert_eq!(write, Write::Applied);
-
-        let started = Instant::now();
-        let claimed = store
-            .claim(vec![KIND.to_owned()], now(), now().plus(JOB_LEASE), 10)
-            .await
-            .unwrap();
-        let held_claim = started.elapsed();
-        assert!(claimed.is_empty(), "held jobs are never claimed");
-
-        let resumed = Organization {
-            status: OrganizationStatus::Active,
-            updated_at: now(),
-            revision: suspended.revision.next(),
-            ..suspended.clone()
-        };
-        let trail_of = trail(
-            &resumed,
-            EventType::OrganizationResumed,
-            AuditEventType::OrganizationResumed,
-        );
-        let started = Instant::now();
-        let write = store
-            .update(&resumed, suspended.revision, &trail_of, None)
-            .await
-            .unwrap();
-        let resume = started.elapsed();
-        assert_eq!(write, Write::Applied);
+        let (suspended, s) = suspend(&store, &current).await;
+        let (resumed, r) = resume(&store, &suspended).await;
         current = resumed;
         if round >= 20 {
-            figures.suspend.push(suspend);
-            figures.resume.push(resume);
-            figures.held_claim.push(held_claim);
+            suspend_times.push(s);
+            resume_times.push(r);
         }
     }
-    figures
+
+    // A suspension with workers claiming: the first claims park the held jobs, the rest skip
+    // them at no cost.
+    let (suspended, _) = suspend(&store, &current).await;
+    let started = Instant::now();
+    for _ in 0..30 {
+        let (n, _) = claim(&store).await;
+        assert_eq!(n, 0, "held jobs are never claimed");
+    }
+    let parking_claims = started.elapsed();
+    let mut held_claim = Vec::new();
+    for _ in 0..100 {
+        let (n, took) = claim(&store).await;
+        assert_eq!(n, 0, "held jobs are never claimed");
+        held_claim.push(took);
+    }
+    let (_, _) = resume(&store, &suspended).await;
+    let (n, claim_after_resume) = claim(&store).await;
+    assert_eq!(n, 10, "after resume the jobs run at once");
+    Figures {
+        suspend: suspend_times,
+        resume: resume_times,
+        held_claim,
+        parking_claims,
+        claim_after_resume,
+    }
 }
 
 #[tokio::main]
@@ -207,5 +243,10 @@ async fn main() {
         row("suspend", &figures.suspend, &base.suspend);
         row("resume", &figures.resume, &base.resume);
         row("claim while held", &figures.held_claim, &base.held_claim);
+        println!(
+            "  {held:>7} held jobs  first 30 claims of the suspension (parking): {:.1} ms in all; first claim after resume (unparking): {:.1} ms",
+            ms(figures.parking_claims),
+            ms(figures.claim_after_resume)
+        );
     }
 }

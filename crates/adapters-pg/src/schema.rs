@@ -55,7 +55,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     kill_switch_refusals,
     webhook_endpoints,
     webhook_events,
-    webhook_deliveries
+    webhook_deliveries,
+    parked_organizations
 );
 
 diesel::table! {
@@ -110,6 +111,13 @@ diesel::table! {
         lease_until -> Nullable<Timestamptz>,
         queue -> Nullable<Text>,
         seq -> Int8,
+        parked -> Bool,
+    }
+}
+
+diesel::table! {
+    parked_organizations (organization_id) {
+        organization_id -> Uuid,
     }
 }
 

@@ -218,6 +218,11 @@ impl TestApp {
             .unwrap();
     }
 
+    /// The server's clock now (real time plus what the test moved it by).
+    pub fn clock_now(&self) -> time::OffsetDateTime {
+        self.clock.now().as_offset_datetime()
+    }
+
     /// The operator's platform-level kill switch on a top-level organization.
     pub async fn suspend_top_level(&self, org: &str) {
         let id = domain::OrganizationId::parse(org).unwrap();

@@ -8,15 +8,14 @@
 //! not meant to receive anything point at a literal public address (accepted in either mode,
 //! never resolved) and subscribe to nothing that happens in their tests, so nothing is sent.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adapters_pg::testing::TestDatabase;
 use reqwest::Method;
 use serde_json::{json, Value};
 use server::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::receiver::{Received, Receiver};
 use crate::store_tests;
 use crate::support::{
     assert_org_time, assert_z_time, random_key, test_config, Response, Store, TestApp,
@@ -829,113 +828,6 @@ async fn private_addresses_are_accepted_in_local_development(app: TestApp) {
 // Deliveries to a receiver on this machine
 // ---------------------------------------------------------------------------------------------
 
-/// One request a receiver got: its headers (lower-case names) and body.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-}
-
-/// A webhook receiver: a plain TCP server answering every request `200` and keeping it.
-struct Receiver {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = received.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    if let Some(request) = read_request(&mut stream).await {
-                        sink.lock().unwrap().push(request);
-                    }
-                    let answer =
-                        "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-                    let _ = stream.write_all(answer.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
-        Receiver {
-            url: format!("http://127.0.0.1:{port}/hooks"),
-            received,
-        }
-    }
-
-    /// Waits until `n` requests arrived (deliveries start within 2 s, API.md §7).
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
-        for _ in 0..100 {
-            let received = self.received.lock().unwrap().clone();
-            if received.len() >= n {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "expected {n} deliveries, got {:?}",
-            self.received.lock().unwrap()
-        );
-    }
-}
-
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at;
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
-    let headers: Vec<(String, String)> = head
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buffer[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some(Received {
-        headers,
-        body: String::from_utf8_lossy(&body).to_string(),
-    })
-}
-
 /// Checks a delivered request's signature with the endpoint's secret (API.md §7).
 #[track_caller]
 fn assert_signed(received: &Received, secret: &str) {
@@ -1068,7 +960,7 @@ async fn test_ping_and_replay_reach_the_receiver(app: TestApp) {
     assert_eq!(deliveries.len(), 2, "the retry created no delivery");
     assert_eq!(deliveries[0]["id"], replayed["id"], "newest first");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(receiver.received.lock().unwrap().len(), 2);
+    assert_eq!(receiver.received().len(), 2);
 
     // Another organization's delivery does not exist for the caller.
     let (_, other) = app.new_partner("other partner").await;
