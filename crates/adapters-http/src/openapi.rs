@@ -2,8 +2,8 @@
 //! and the DTOs, so it cannot drift from the code.
 
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, SchemaFormat, SchemaType};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, Object, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type,
 };
@@ -288,9 +288,7 @@ pub(crate) fn billing_email() -> Object {
     ObjectBuilder::new()
         .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
         .max_length(Some(254))
-        .pattern(Some(format!(
-            r"^(?:{OK}|\.){{1,64}}@{OK}+(?:\.{OK}+)+$"
-        )))
+        .pattern(Some(format!(r"^(?:{OK}|\.){{1,64}}@{OK}+(?:\.{OK}+)+$")))
         .build()
 }
 

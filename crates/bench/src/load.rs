@@ -169,8 +169,17 @@ struct Child {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    match dispatch(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("load: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Setup {
             target,
@@ -238,7 +247,10 @@ fn read_children(path: &PathBuf) -> anyhow::Result<Vec<Child>> {
         })
         .collect();
     if children.len() < 100 {
-        bail!("{path:?} has {} children; the workload needs at least 100", children.len());
+        bail!(
+            "{path:?} has {} children; the workload needs at least 100",
+            children.len()
+        );
     }
     Ok(children)
 }
@@ -282,7 +294,12 @@ async fn setup(target: Target, count: usize, credits: u64, out: PathBuf) -> anyh
     Ok(())
 }
 
-async fn make_child(client: &Client, target: &Target, i: usize, credits: u64) -> anyhow::Result<Child> {
+async fn make_child(
+    client: &Client,
+    target: &Target,
+    i: usize,
+    credits: u64,
+) -> anyhow::Result<Child> {
     let base = &target.servers[i % target.servers.len()];
     let admin = &target.admin_key;
     let created = expect_json(
@@ -475,11 +492,13 @@ async fn worker(load: Arc<Workload>, seed: u64, until: Instant) -> Vec<Record> {
         match route {
             Route::ParentGet => {
                 let url = format!("{base}/v1/organizations/{}", load.children[any].id);
-                load.send(r, route, None, Method::GET, url, admin, None, false).await;
+                load.send(r, route, None, Method::GET, url, admin, None, false)
+                    .await;
             }
             Route::ParentList => {
                 let url = format!("{base}/v1/organizations?limit=25");
-                load.send(r, route, None, Method::GET, url, admin, None, false).await;
+                load.send(r, route, None, Method::GET, url, admin, None, false)
+                    .await;
             }
             Route::ParentPatch => {
                 let url = format!("{base}/v1/organizations/{}", load.children[any].id);
@@ -489,9 +508,14 @@ async fn worker(load: Arc<Workload>, seed: u64, until: Instant) -> Vec<Record> {
             }
             Route::ParentSuspendResume => {
                 let target = &load.children[rng.pick(&load.churn)].id;
-                let action = if rng.below(2) == 0 { "suspend" } else { "resume" };
+                let action = if rng.below(2) == 0 {
+                    "suspend"
+                } else {
+                    "resume"
+                };
                 let url = format!("{base}/v1/organizations/{target}/{action}");
-                load.send(r, route, None, Method::POST, url, admin, None, false).await;
+                load.send(r, route, None, Method::POST, url, admin, None, false)
+                    .await;
             }
             Route::ChildWhoami | Route::ChildCredits => {
                 let path = if route == Route::ChildWhoami {
@@ -509,7 +533,16 @@ async fn worker(load: Arc<Workload>, seed: u64, until: Instant) -> Vec<Record> {
                 let url = format!("{base}/v1/credits/reservations");
                 let body = json!({"credits": 2, "description": "load"});
                 let held = load
-                    .send(r, route, Some(child), Method::POST, url, key, Some(body), true)
+                    .send(
+                        r,
+                        route,
+                        Some(child),
+                        Method::POST,
+                        url,
+                        key,
+                        Some(body),
+                        true,
+                    )
                     .await;
                 let Some(id) = held.as_ref().and_then(|h| h["id"].as_str()) else {
                     continue;
@@ -522,10 +555,22 @@ async fn worker(load: Arc<Workload>, seed: u64, until: Instant) -> Vec<Record> {
                         Some(json!({"credits": 1})),
                     )
                 } else {
-                    (format!("{other}/v1/credits/reservations/{id}/release"), None)
+                    (
+                        format!("{other}/v1/credits/reservations/{id}/release"),
+                        None,
+                    )
                 };
-                load.send(r, Route::ChildFinish, Some(child), Method::POST, url, key, body, false)
-                    .await;
+                load.send(
+                    r,
+                    Route::ChildFinish,
+                    Some(child),
+                    Method::POST,
+                    url,
+                    key,
+                    body,
+                    false,
+                )
+                .await;
             }
             _ => {}
         }
@@ -534,7 +579,11 @@ async fn worker(load: Arc<Workload>, seed: u64, until: Instant) -> Vec<Record> {
 }
 
 /// Runs `connections` workers until `until`; returns every record.
-async fn hammer(load: &Arc<Workload>, connections: usize, until: Instant) -> anyhow::Result<Vec<Record>> {
+async fn hammer(
+    load: &Arc<Workload>,
+    connections: usize,
+    until: Instant,
+) -> anyhow::Result<Vec<Record>> {
     let workers: Vec<_> = (0..connections)
         .map(|w| tokio::spawn(worker(load.clone(), w as u64 + 1, until)))
         .collect();
@@ -545,7 +594,11 @@ async fn hammer(load: &Arc<Workload>, connections: usize, until: Instant) -> any
     Ok(records)
 }
 
-fn workload(target: &Target, children: Vec<Child>, kill_switch: usize) -> anyhow::Result<Arc<Workload>> {
+fn workload(
+    target: &Target,
+    children: Vec<Child>,
+    kill_switch: usize,
+) -> anyhow::Result<Arc<Workload>> {
     let n = children.len();
     let churn = n - n / 20..n;
     let hot = 0..kill_switch.min(n / 4);
@@ -704,7 +757,10 @@ async fn run(
     let mut admitted = 0;
     let mut after = 0;
     let mut refused = 0;
-    for r in records.iter().filter(|r| r.route != Route::KillSwitchSuspend && r.route != Route::KillSwitchResume) {
+    for r in records
+        .iter()
+        .filter(|r| r.route != Route::KillSwitchSuspend && r.route != Route::KillSwitchResume)
+    {
         let Some(s) = r.child.and_then(|c| switches.get(c as usize)) else {
             continue;
         };
@@ -743,7 +799,9 @@ async fn run(
         bail!("the load run failed: {admitted} admitted after suspend, {refused} refused after resume, {unexpected} unexpected answers");
     }
     if during < 100 || after < 100 {
-        bail!("the kill switch windows held too few requests to prove anything ({during}, {after})");
+        bail!(
+            "the kill switch windows held too few requests to prove anything ({during}, {after})"
+        );
     }
     if base.failed != 0 {
         bail!("{} baseline requests failed", base.failed);
@@ -752,7 +810,10 @@ async fn run(
 }
 
 /// Suspends the hot children a third of the way in, resumes them two thirds in.
-async fn kill_switch_phase(load: Arc<Workload>, duration: Duration) -> anyhow::Result<(Vec<Switch>, Vec<Record>)> {
+async fn kill_switch_phase(
+    load: Arc<Workload>,
+    duration: Duration,
+) -> anyhow::Result<(Vec<Switch>, Vec<Record>)> {
     let mut switches = vec![Switch::default(); load.hot.len()];
     let mut records = Vec::new();
     for (phase, action) in [(0.35, "suspend"), (0.65, "resume")] {
@@ -765,14 +826,27 @@ async fn kill_switch_phase(load: Arc<Workload>, duration: Duration) -> anyhow::R
                 let load = load.clone();
                 tokio::spawn(async move {
                     let mut records = Vec::new();
-                    let url = format!("{}/v1/organizations/{}/{action}", load.base(c + 1), load.children[c].id);
+                    let url = format!(
+                        "{}/v1/organizations/{}/{action}",
+                        load.base(c + 1),
+                        load.children[c].id
+                    );
                     let route = if action == "suspend" {
                         Route::KillSwitchSuspend
                     } else {
                         Route::KillSwitchResume
                     };
-                    load.send(&mut records, route, None, Method::POST, url, &load.admin_key, None, false)
-                        .await;
+                    load.send(
+                        &mut records,
+                        route,
+                        None,
+                        Method::POST,
+                        url,
+                        &load.admin_key,
+                        None,
+                        false,
+                    )
+                    .await;
                     (c, records)
                 })
             })
@@ -823,7 +897,12 @@ async fn shell(command: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn outage(target: Target, children: Vec<Child>, duration: Duration, plan: OutagePlan) -> anyhow::Result<()> {
+async fn outage(
+    target: Target,
+    children: Vec<Child>,
+    duration: Duration,
+    plan: OutagePlan,
+) -> anyhow::Result<()> {
     let load = workload(&target, children, 0)?;
     if plan.stop_after + plan.down_for + Duration::from_secs(5) > duration {
         bail!("--duration leaves no time to see the service come back");
@@ -844,11 +923,15 @@ async fn outage(target: Target, children: Vec<Child>, duration: Duration, plan: 
 
     tokio::time::sleep_until((load.t0 + plan.stop_after).into()).await;
     let stop_sent = load.now();
-    shell(&plan.db_stop).await.context("stopping the database")?;
+    shell(&plan.db_stop)
+        .await
+        .context("stopping the database")?;
     let stop_done = load.now();
     tokio::time::sleep(plan.down_for).await;
     let start_sent = load.now();
-    shell(&plan.db_start).await.context("starting the database")?;
+    shell(&plan.db_start)
+        .await
+        .context("starting the database")?;
     let start_done = load.now();
     let records = workers.await??;
 
@@ -865,8 +948,14 @@ async fn outage(target: Target, children: Vec<Child>, duration: Duration, plan: 
         .iter()
         .filter(|r| r.start >= stop_done && r.end <= start_sent)
         .collect();
-    let outage_unavailable = outage.iter().filter(|r| r.outcome == Outcome::Unavailable).count();
-    let outage_success = outage.iter().filter(|r| r.outcome == Outcome::Success).count();
+    let outage_unavailable = outage
+        .iter()
+        .filter(|r| r.outcome == Outcome::Unavailable)
+        .count();
+    let outage_success = outage
+        .iter()
+        .filter(|r| r.outcome == Outcome::Success)
+        .count();
     let outage_slowest = outage.iter().map(|r| r.end - r.start).max().unwrap_or(0);
     // In the whole run, nothing but 2xx and 503 UNAVAILABLE.
     let mut other: BTreeMap<(Route, u16), usize> = BTreeMap::new();
@@ -876,7 +965,10 @@ async fn outage(target: Target, children: Vec<Child>, duration: Duration, plan: 
         }
     }
     let other_total: usize = other.values().sum();
-    let unavailable_total = records.iter().filter(|r| r.outcome == Outcome::Unavailable).count();
+    let unavailable_total = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Unavailable)
+        .count();
     // Recovery: the last failure answered after the database was back.
     let last_failure = records
         .iter()
@@ -885,6 +977,12 @@ async fn outage(target: Target, children: Vec<Child>, duration: Duration, plan: 
         .max()
         .unwrap_or(0);
     let recovery = last_failure.saturating_sub(start_done);
+    let first_success = records
+        .iter()
+        .filter(|r| r.start >= start_done && r.outcome == Outcome::Success)
+        .map(|r| r.end)
+        .min()
+        .unwrap_or(u64::MAX);
     let after_recovery = records.iter().filter(|r| r.start > last_failure).count();
     let full_service = micros(duration).saturating_sub(last_failure);
 
@@ -902,7 +1000,11 @@ async fn outage(target: Target, children: Vec<Child>, duration: Duration, plan: 
         println!("  {count} × {status} on {}", route.name());
     }
     println!(
-        "recovery: every request 2xx again {:.2} s after the database accepted connections (limit {} s); then {} requests in {:.1} s, all 2xx",
+        "recovery: the start command was sent at {:.2} s and the database accepted connections at {:.2} s; first 2xx after it at {:.2} s; last failure answered at {:.2} s: every request 2xx again {:.2} s after the database was back (limit {} s); then {} requests in {:.1} s, all 2xx",
+        secs(start_sent),
+        secs(start_done),
+        secs(first_success),
+        secs(last_failure),
         secs(recovery),
         plan.recovery_limit.as_secs(),
         after_recovery,
@@ -915,7 +1017,10 @@ async fn outage(target: Target, children: Vec<Child>, duration: Duration, plan: 
         bail!("{other_total} answers other than 2xx or 503 UNAVAILABLE");
     }
     if recovery > micros(plan.recovery_limit) || after_recovery < 100 {
-        bail!("the service did not come back within {} s", plan.recovery_limit.as_secs());
+        bail!(
+            "the service did not come back within {} s",
+            plan.recovery_limit.as_secs()
+        );
     }
     Ok(())
 }
@@ -989,7 +1094,14 @@ fn print_table(records: &[Record], over: Duration, baseline: Option<&Stats>) {
     for (route, rs) in &routes {
         let s = Stats::of(rs.iter().copied(), over);
         let ratio = baseline
-            .map(|b| format!("{:.2}x, {:.2}x, {:.2}x", s.p50 / b.p50, s.p99 / b.p99, s.p999 / b.p999))
+            .map(|b| {
+                format!(
+                    "{:.2}x, {:.2}x, {:.2}x",
+                    s.p50 / b.p50,
+                    s.p99 / b.p99,
+                    s.p999 / b.p999
+                )
+            })
             .unwrap_or_default();
         println!(
             "{:<40} {:>9} {:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>7}   {}",

@@ -125,7 +125,11 @@ pub struct DeletedApiKeyDto {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyBody {
     /// 1–120 characters after trimming; not blank, no NUL.
-    #[schema(min_length = 1, max_length = 120, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 120,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub name: String,
     /// 1–64 scope names, each held by the calling key; never `org:admin` (`403`).
     #[schema(schema_with = crate::openapi::scopes)]

@@ -138,7 +138,11 @@ impl From<&ArchiveReport> for ArchivedOrganizationDto {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateOrganizationBody {
     /// 1–128 characters after trimming; not blank, no NUL.
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub name: String,
     /// String → string; keys 1–40 characters, values ≤ 500, ≤ 50 keys, ≤ 16 KiB as JSON, no NUL;
     /// a `""` value stores nothing.
