@@ -231,7 +231,9 @@ impl CreditConfigView {
     }
 }
 
-/// Each value an integer or `null` (off); omitted = unchanged.
+/// Each value an integer or `null` (off); omitted = unchanged. After the patch is merged with the
+/// stored config, `refillThreshold` and `refillAmount` are both set or both null, and
+/// `autoRefillEnabled: true` needs both (`422` otherwise).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchCreditConfigBody {
