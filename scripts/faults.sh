@@ -34,6 +34,9 @@ pg_dir="$(mktemp -d /tmp/faults-pg.XXXXXX)"
 logs="target/faults"
 mkdir -p "$logs"
 chmod 755 "$pg_dir"
+# synchronous_commit on: a commit is acknowledged once its WAL is written, so an immediate stop
+# (a crash of PostgreSQL) loses no acknowledged write. (fsync stays off: the OS does not crash.)
+export PGTEST_EXTRA_OPTIONS="-c synchronous_commit=on"
 cluster() { PGTEST_PORT="$pg_port" PGTEST_DIR="$pg_dir" bash scripts/pg-test-cluster.sh "$@"; }
 bin="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
