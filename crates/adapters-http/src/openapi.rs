@@ -196,14 +196,16 @@ fn parameter_schema(name: &str, path: &str) -> Option<Schema> {
                 .build(),
         )),
         "Idempotency-Key" => Some(uuid()),
-        "eventType" => Some(one_of(&[
+        "eventType" if path.ends_with("/credits/events") => Some(one_of(&[
             "grant",
             "allocation",
             "usage",
             "reclaim",
             "adjustment",
         ])),
-        "status" => Some(one_of(&["active", "suspended", "archived"])),
+        "status" if path == "/v1/organizations" => {
+            Some(one_of(&["active", "suspended", "archived"]))
+        }
         // API.md §1.4: the Z form only, e.g. 2026-06-03T18:14:02.187Z (days 29-31 are accepted
         // too; the pattern keeps generated dates real in every month).
         "since" | "until" => Some(Schema::Object(
