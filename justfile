@@ -9,7 +9,8 @@ _default:
 run:
     cargo run -p server
 
-# Every test, starting a throw-away PostgreSQL if none answers on 127.0.0.1:5432.
+# Every test, starting a throw-away PostgreSQL if none answers on 127.0.0.1:5432, then a short
+# schemathesis run (SKIP_SCHEMATHESIS=1 to skip it).
 test:
     ./scripts/test.sh
 
@@ -33,3 +34,17 @@ bench:
 # Scale: a page with 100 vs 100,000 children, authentication with few vs 1,000,000 keys.
 scale:
     ./scripts/scale.sh
+
+# Load: 1,000 children, two server processes on PostgreSQL, a mixed workload with the kill switch
+# under load, per-route p50/p99/p99.9 and ratios to the one-SELECT baseline (DURATION=20).
+bench-http:
+    ./scripts/load.sh
+
+# PostgreSQL (a cluster of its own) stopped and started again under load: only 503 UNAVAILABLE
+# while it is down, full service after, credit invariants in SQL.
+faults:
+    ./scripts/faults.sh
+
+# Schemathesis against the server's own /openapi.json (SEED, MAX_EXAMPLES, PHASES).
+schemathesis:
+    ./scripts/schemathesis.sh

@@ -10,7 +10,8 @@
 # - Idempotent: run it as often as you like. `scripts/pg-test-cluster.sh stop` stops a cluster it
 #   started.
 #
-# Environment: PGTEST_PORT (5432), PGTEST_DIR (the repo's .pgtest/, or /tmp/pgtest-cluster when
+# Environment: PGTEST_EXTRA_OPTIONS (more `-c name=value` for the server; a later one wins),
+# PGTEST_PORT (5432), PGTEST_DIR (the repo's .pgtest/, or /tmp/pgtest-cluster when
 # run as root, since the postgres user may not be able to enter the work tree), PG_BIN
 # (/usr/lib/postgresql/15/bin, else the newest installed).
 set -Eeuo pipefail
@@ -84,7 +85,7 @@ else
 fi
 
 as_pg "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 start -o \
-    "-c listen_addresses=$host -p $port -k $base -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    "-c listen_addresses=$host -p $port -k $base -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 ${PGTEST_EXTRA_OPTIONS:-}"
 
 for _ in $(seq 1 60); do
     if ready; then

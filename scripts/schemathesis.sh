@@ -5,7 +5,11 @@
 # default). Exits non-zero when schemathesis reports any failure, or when the run overruns its
 # time budget.
 #
-# - Installs schemathesis (pinned) into .venv-schemathesis/ at the repository root, once.
+# - Installs schemathesis (pinned) into .venv-schemathesis/ at the repository root (git-ignored),
+#   once; needs only python3 with venv and PyPI.
+# - Configuration: scripts/schemathesis/schemathesis.toml (402 BILLING_EXHAUSTED is a state-dependent
+#   answer, not a rejection of the request's shape) and scripts/schemathesis/hooks.py (generated
+#   cases send no `cursor`: only the server can issue one). docs/decisions.md says why.
 # - Builds and starts target/debug/server on a free port with the embedded store (DATABASE_URL is
 #   ignored unless SCHEMATHESIS_DATABASE_URL is set), a freshly generated BOOTSTRAP_ADMIN_KEY and
 #   RUST_LOG=warn; the server is killed on exit, whatever happens.
@@ -22,8 +26,14 @@
 #                            request is 503 KILL_SWITCH or 401 and the rest of the run is noise)
 #   TIME_BUDGET              seconds the schemathesis run may take before it is stopped (300)
 #   SEED                     schemathesis seed, for a reproducible run (default: random)
+#   PHASES                   schemathesis phases (default "examples,coverage,fuzzing"; the
+#                            stateful phase infers links from response fields by name and puts a
+#                            key's `id` into `orgId`, which the server rightly refuses with 422 —
+#                            add it with PHASES=examples,coverage,fuzzing,stateful to look anyway)
 #   SCHEMATHESIS_VERSION     the version to install (default 4.32.5)
 #   SCHEMATHESIS_DATABASE_URL  run the server on this PostgreSQL database instead
+# The bootstrap organization gets BOOTSTRAP_CREDITS=1000000000, so reservations and allocations
+# reach their 201s rather than 402 on an empty wallet.
 # Arguments after the script name are passed to `schemathesis run` as they are.
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,7 +49,14 @@ report_dir="$PWD/target/schemathesis"
 # 1. schemathesis, pinned, in a venv of its own.
 if [[ ! -x $venv/bin/schemathesis ]] || [[ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != *"$version"* ]]; then
     echo "== installing schemathesis $version into .venv-schemathesis/"
-    python3 -m venv "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        # Debian splits venv out of python3; install it when we can.
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        fi
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+    fi
     "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
 fi
 
@@ -78,6 +95,7 @@ env -u DATABASE_URL \
     ${SCHEMATHESIS_DATABASE_URL:+DATABASE_URL="$SCHEMATHESIS_DATABASE_URL"} \
     BIND_ADDR="127.0.0.1:$port" \
     BOOTSTRAP_ADMIN_KEY="$admin_key" \
+    BOOTSTRAP_CREDITS=1000000000 \
     LOG_FORMAT=json \
     RUST_LOG=warn \
     HTTP_WORKERS=2 \
@@ -107,6 +125,7 @@ args=(
     --report junit
     --report-dir "$report_dir"
 )
+args+=(--phases "${PHASES:-examples,coverage,fuzzing}")
 [[ -n $exclude_checks ]] && args+=(--exclude-checks "$exclude_checks")
 [[ ${OWN_KEY_OPERATIONS:-0} == 1 ]] || args+=(--exclude-path-regex '^/v1/api-keys/[^/]+/(kill|rotate)$')
 [[ -n ${SEED:-} ]] && args+=(--seed "$SEED")
@@ -114,10 +133,14 @@ args=(
 echo "== schemathesis ${args[*]/$admin_key/<admin key>} $*"
 set +e
 # From inside target/schemathesis/, where schemathesis keeps its example cache (.schemathesis/).
-(cd "$report_dir" && timeout --signal=INT --kill-after=15 "$time_budget" \
-    "$venv/bin/schemathesis" "${args[@]}" "$@")
+started=$SECONDS
+config_dir="$PWD/scripts/schemathesis"
+(cd "$report_dir" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$config_dir" \
+    timeout --signal=INT --kill-after=15 "$time_budget" \
+    "$venv/bin/schemathesis" --config-file "$config_dir/schemathesis.toml" "${args[@]}" "$@")
 status=$?
 set -e
+echo "== schemathesis took $((SECONDS - started)) s (exit $status)"
 if [[ $status -eq 124 ]]; then
     echo "schemathesis overran its time budget of ${time_budget}s" >&2
 fi

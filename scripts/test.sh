@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README): makes sure PostgreSQL answers (starting a throw-away cluster when
-# it is installed but not running), then runs every test of the workspace.
+# it is installed but not running), runs every test of the workspace, then a short, bounded
+# schemathesis run against the server's own /openapi.json (scripts/schemathesis.sh: fixed seed,
+# 20 examples per operation, at most 170 s; it installs schemathesis, pinned, from PyPI when
+# missing). Any schemathesis finding fails the command. SKIP_SCHEMATHESIS=1 skips that step.
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,3 +15,9 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v pg
 fi
 bash scripts/pg-test-cluster.sh
 cargo test --workspace "$@"
+
+if [[ ${SKIP_SCHEMATHESIS:-0} != 1 ]]; then
+    echo "== schemathesis (short run, seed ${SCHEMATHESIS_SEED:-1})"
+    SEED="${SCHEMATHESIS_SEED:-1}" MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-20}" \
+        TIME_BUDGET="${SCHEMATHESIS_TIME_BUDGET:-170}" bash scripts/schemathesis.sh
+fi

@@ -132,6 +132,39 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// An integer field: JSON does not tell `5` from `5.0`, and JSON Schema calls both integers, so a
+/// number with no fractional part is accepted as that integer (`5.5` is a wrong type). Use with
+/// `#[serde(deserialize_with)]`.
+pub fn integer<'de, D>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    whole(serde_json::Number::deserialize(deserializer)?)
+}
+
+/// [`integer`] for PATCH fields where `null` and absent differ, as [`nullable`].
+pub fn nullable_integer<'de, D>(deserializer: D) -> Result<Option<Option<i64>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<serde_json::Number>::deserialize(deserializer)?
+        .map(whole)
+        .transpose()
+        .map(Some)
+}
+
+fn whole<E: serde::de::Error>(number: serde_json::Number) -> Result<i64, E> {
+    // ±2^63 as f64: every whole f64 strictly between them converts exactly.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if let Some(n) = number.as_i64() {
+        return Ok(n);
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f > -LIMIT && f < LIMIT => Ok(f as i64),
+        _ => Err(E::custom(format!("must be an integer, not {number}"))),
+    }
+}
+
 use serde::Deserialize;
 
 #[cfg(test)]
@@ -163,6 +196,32 @@ mod tests {
         assert_eq!(field_of(r#"not json"#), "body");
         assert_eq!(field_of(r#"[1]"#), "body");
         assert_eq!(field_of(r#"{"name": "a"} trailing"#), "body");
+    }
+
+    #[test]
+    fn whole_numbers_are_integers() {
+        #[derive(Debug, Deserialize)]
+        struct Amounts {
+            #[serde(deserialize_with = "integer")]
+            credits: i64,
+            #[serde(default, deserialize_with = "nullable_integer")]
+            cap: Option<Option<i64>>,
+        }
+        let read = |body: &str| parse::<Amounts>(body.as_bytes());
+        let amounts = read(r#"{"credits": 5.0, "cap": 1e3}"#).unwrap();
+        assert_eq!((amounts.credits, amounts.cap), (5, Some(Some(1000))));
+        let amounts = read(r#"{"credits": -7, "cap": null}"#).unwrap();
+        assert_eq!((amounts.credits, amounts.cap), (-7, Some(None)));
+        assert_eq!(read(r#"{"credits": 5}"#).unwrap().cap, None);
+        for bad in [
+            r#"{"credits": 5.5}"#,
+            r#"{"credits": "5"}"#,
+            r#"{"credits": 1e300}"#,
+            r#"{"credits": 18446744073709551615}"#,
+            r#"{"credits": 1, "cap": 0.5}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

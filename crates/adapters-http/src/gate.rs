@@ -54,9 +54,20 @@ async fn admit_and_serve(
                 rate_verdict = Some(verdict);
                 match verdict.enforce() {
                     Err(refused) => Err(refused),
-                    Ok(()) => act(&request, principal).await.map(|principal| {
-                        request.extensions_mut().insert(principal);
-                    }),
+                    // A refused `X-Layers-Organization` is answered by the route's handler (through
+                    // `Caller`), not here: a wrong method on a known route is `405` and an unknown
+                    // route `404` whatever the header says (API.md §1.1).
+                    Ok(()) => {
+                        match act(&request, principal).await {
+                            Ok(principal) => {
+                                request.extensions_mut().insert(principal);
+                            }
+                            Err(refused) => {
+                                request.extensions_mut().insert(ActingRefused(refused));
+                            }
+                        }
+                        Ok(())
+                    }
                 }
             }
         }
@@ -143,6 +154,10 @@ async fn admit(request: &ServiceRequest, request_id: &str) -> Result<Principal, 
 
 /// The key the kill switch refused, for the request log.
 struct RefusedKey(domain::ApiKeyId);
+
+/// Why the caller may not act inside the organization its `X-Layers-Organization` names; the
+/// handler's `Caller` answers it.
+pub(crate) struct ActingRefused(pub(crate) ApiError);
 
 /// Acting inside a child (`X-Layers-Organization`, API.md §2.3): 403, 422 or 404 when the
 /// caller may not. The control plane's own routes ignore the header.

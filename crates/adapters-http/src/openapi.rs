@@ -2,9 +2,10 @@
 //! and the DTOs, so it cannot drift from the code.
 
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, SchemaFormat, SchemaType};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
-    ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type,
+    ContentBuilder, Object, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type,
 };
 use utoipa::{Modify, OpenApi};
 
@@ -89,10 +90,15 @@ impl Modify for CommonHeaders {
             }
             let mutating = [&mut item.post, &mut item.patch, &mut item.delete];
             for operation in mutating.into_iter().flatten() {
+                let mut idempotency_key = idempotency_key.clone();
+                if path.ends_with("/credits/allocate") {
+                    // API.md §6.2: without it, 400 IDEMPOTENCY_REQUIRED.
+                    idempotency_key.required = Required::True;
+                }
                 operation
                     .parameters
                     .get_or_insert_with(Vec::new)
-                    .push(idempotency_key.clone());
+                    .push(idempotency_key);
                 let responses = &mut operation.responses.responses;
                 responses.entry("409".to_owned()).or_insert_with(|| {
                     refusal("IDEMPOTENCY_CONFLICT (the key was used for another request) or CONFLICT (it is still running)")
@@ -128,6 +134,12 @@ impl Modify for CommonHeaders {
                     });
                 }
                 responses.insert("429".to_owned(), RefOr::T(rate_limited.clone()));
+                // Suspend's body is optional (API.md §1.1): none at all, or the object.
+                if let Some(body) = operation.request_body.as_mut() {
+                    if path.ends_with("/suspend") {
+                        body.required = Some(Required::False);
+                    }
+                }
                 for parameter in operation.parameters.iter_mut().flatten() {
                     if let Some(schema) = parameter_schema(&parameter.name, path) {
                         parameter.schema = Some(RefOr::T(schema));
@@ -139,7 +151,7 @@ impl Modify for CommonHeaders {
 }
 
 /// What the handlers accept, so generated clients and fuzzers send valid values: ids in either
-/// form and any case, page sizes in range.
+/// form and any case, page sizes in range, the filters' values.
 fn parameter_schema(name: &str, path: &str) -> Option<Schema> {
     let id = |prefix: &str| {
         let any_case: String = prefix
@@ -168,8 +180,46 @@ fn parameter_schema(name: &str, path: &str) -> Option<Schema> {
                 .build(),
         )
     };
+    let one_of = |values: &[&str]| {
+        Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values.to_vec()))
+                .build(),
+        )
+    };
     match name {
-        "orgId" | "X-Layers-Organization" => Some(id("org_")),
+        "orgId" => Some(id("org_")),
+        // A bare UUID or the org_ form. The `uuid` alternative is what fuzzers can draw for a
+        // header (they cannot always draw from a header's pattern).
+        "X-Layers-Organization" => Some(Schema::AnyOf(
+            AnyOfBuilder::new()
+                .item(uuid())
+                .item(id("org_"))
+                .build(),
+        )),
+        "Idempotency-Key" => Some(uuid()),
+        "eventType" if path.ends_with("/credits/events") => Some(one_of(&[
+            "grant",
+            "allocation",
+            "usage",
+            "reclaim",
+            "adjustment",
+        ])),
+        "status" if path == "/v1/organizations" => {
+            Some(one_of(&["active", "suspended", "archived"]))
+        }
+        // API.md §1.4: the Z form only, e.g. 2026-06-03T18:14:02.187Z (days 29-31 are accepted
+        // too; the pattern keeps generated dates real in every month).
+        "since" | "until" => Some(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::Custom("date-time".to_owned())))
+                .pattern(Some(
+                    r"^(19[7-9][0-9]|20[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z$",
+                ))
+                .build(),
+        )),
         "keyId" => Some(id("key_")),
         "reservationId" => Some(id("rsv_")),
         "endpointId" => Some(id("whe_")),
@@ -190,6 +240,87 @@ fn parameter_schema(name: &str, path: &str) -> Option<Schema> {
         }
         _ => None,
     }
+}
+
+fn uuid() -> Schema {
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom("uuid".to_owned())))
+            .build(),
+    )
+}
+
+/// A string with no NUL (U+0000) of at most `max` characters.
+fn text(min: usize, max: usize) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .pattern(Some(r"^[^\u0000]*$"))
+}
+
+/// Metadata (API.md §4.3): string → string, keys 1–40 characters, values ≤ 500, ≤ 50 keys, no NUL.
+/// (The 16 KiB bound on the whole map has no JSON Schema keyword; it is in the description.)
+fn metadata_object(nullable: bool) -> Object {
+    let schema_type = if nullable {
+        SchemaType::from_iter([Type::Object, Type::Null])
+    } else {
+        SchemaType::new(Type::Object)
+    };
+    ObjectBuilder::new()
+        .schema_type(schema_type)
+        .property_names(Some(text(1, 40).build()))
+        .additional_properties(Some(text(0, 500)))
+        .max_properties(Some(50))
+        .description(Some(
+            "String → string: keys 1–40 characters, values ≤ 500 (\"\" removes or stores nothing), ≤ 50 keys, ≤ 16 KiB as JSON, no NUL.",
+        ))
+        .build()
+}
+
+pub(crate) fn metadata() -> Object {
+    metadata_object(false)
+}
+
+pub(crate) fn nullable_metadata() -> Object {
+    metadata_object(true)
+}
+
+/// A plausible address as `BillingEmail` checks it (one `@`, a local part of 1–64 characters, a
+/// dotted domain with no empty label, no spaces or control characters, ≤ 254 characters), or
+/// `null`.
+pub(crate) fn billing_email() -> Object {
+    const OK: &str = r"[^@.\s\u0000-\u001f\u007f-\u009f]";
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .max_length(Some(254))
+        .pattern(Some(format!(r"^(?:{OK}|\.){{1,64}}@{OK}+(?:\.{OK}+)+$")))
+        .build()
+}
+
+/// 1–64 scope names (API.md §2.2).
+pub(crate) fn scopes() -> ArrayBuilder {
+    let names: Vec<&str> = domain::api_key::Scope::ALL
+        .iter()
+        .map(|scope| scope.as_str())
+        .collect();
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(64))
+}
+
+/// `live` or `test`; not nullable.
+pub(crate) fn key_env() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["live", "test"]))
+        .build()
 }
 
 fn header(name: &str, description: &str) -> Parameter {

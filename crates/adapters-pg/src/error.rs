@@ -1,5 +1,5 @@
 //! Every failure of the database or the pool, as a [`StoreError`] (ports.rs):
-//! unreachable → `Unavailable`, unique violation → `Duplicate`, anything else → `Internal`.
+//! unreachable or shutting down → `Unavailable`, unique violation → `Duplicate`, anything else → `Internal`.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::deadpool::PoolError;
@@ -19,8 +19,23 @@ pub(crate) fn from_diesel(error: DieselError) -> StoreError {
         DieselError::BrokenTransactionManager => {
             StoreError::Unavailable("the connection's transaction state is broken".to_owned())
         }
+        // The server is going away or not there yet: its session was cut by a shutdown
+        // (57P01 admin_shutdown, 57P02 crash_shutdown), it is starting up (57P03), the connection
+        // failed (class 08), or it has no connection slot left (53300). Retryable, not a bug.
+        DieselError::DatabaseError(_, info)
+            if info
+                .sqlstate()
+                .is_some_and(|state| unreachable(state.as_str())) =>
+        {
+            StoreError::Unavailable(info.message().to_owned())
+        }
         other => StoreError::Internal(other.to_string()),
     }
+}
+
+/// SQLSTATEs that mean "the database cannot serve this connection right now".
+fn unreachable(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || sqlstate.starts_with("57P") || sqlstate == "53300"
 }
 
 pub(crate) fn from_pool(error: PoolError) -> StoreError {
@@ -36,4 +51,74 @@ pub(crate) fn from_connection(error: diesel::ConnectionError) -> StoreError {
 /// A stored value the domain does not accept: the row was written by something else.
 pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("stored {what} is invalid: {detail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, SqlState};
+
+    use super::*;
+
+    /// What PostgreSQL sends with an error, as far as the mapping looks.
+    struct Sent(&'static str, &'static str);
+
+    impl DatabaseErrorInformation for Sent {
+        fn message(&self) -> &str {
+            self.1
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+        fn sqlstate(&self) -> Option<SqlState> {
+            self.0.parse().ok()
+        }
+    }
+
+    fn mapped(sqlstate: &'static str, message: &'static str) -> StoreError {
+        from_diesel(DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(Sent(sqlstate, message)),
+        ))
+    }
+
+    #[test]
+    fn a_database_going_away_is_unavailable_not_internal() {
+        for (sqlstate, message) in [
+            (
+                "57P01",
+                "terminating connection due to administrator command",
+            ),
+            (
+                "57P02",
+                "terminating connection because of crash of another server process",
+            ),
+            ("57P03", "the database system is starting up"),
+            ("08006", "connection failure"),
+            ("53300", "sorry, too many clients already"),
+        ] {
+            assert!(
+                matches!(mapped(sqlstate, message), StoreError::Unavailable(_)),
+                "{sqlstate}"
+            );
+        }
+        assert!(matches!(
+            mapped("22P02", "invalid input syntax"),
+            StoreError::Internal(_)
+        ));
+    }
 }

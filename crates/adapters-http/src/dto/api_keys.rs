@@ -124,13 +124,19 @@ pub struct DeletedApiKeyDto {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyBody {
-    /// 1–120 characters.
+    /// 1–120 characters after trimming; not blank, no NUL.
+    #[schema(
+        min_length = 1,
+        max_length = 120,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub name: String,
-    /// 1–64 scope names, each held by the calling key; never `org:admin`.
+    /// 1–64 scope names, each held by the calling key; never `org:admin` (`403`).
+    #[schema(schema_with = crate::openapi::scopes)]
     pub scopes: Vec<String>,
     /// `live` (default) or `test`; not nullable.
     #[serde(default, deserialize_with = "crate::body::present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::openapi::key_env)]
     pub env: Option<String>,
 }
 

@@ -47,11 +47,16 @@ impl From<&CreditsView> for CreditsDto {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AllocateBody {
-    /// An integer > 0.
+    /// An integer from 1 to 2^52.
+    #[serde(deserialize_with = "crate::body::integer")]
+    #[schema(minimum = 1, maximum = 4_503_599_627_370_496_i64)]
     pub credits: i64,
-    /// At most 500 characters.
+    /// At most 500 characters, no NUL.
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
+    /// Bounds of an organization's metadata (API.md §4.3).
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::metadata)]
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -177,9 +182,12 @@ impl From<&Reservation> for ReservationDto {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveBody {
-    /// An integer > 0.
+    /// An integer from 1 to 2^52.
+    #[serde(deserialize_with = "crate::body::integer")]
+    #[schema(minimum = 1, maximum = 4_503_599_627_370_496_i64)]
     pub credits: i64,
-    /// At most 500 characters.
+    /// At most 500 characters, no NUL.
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
 }
 
@@ -197,6 +205,8 @@ impl From<ReserveBody> for NewReservation {
 #[serde(deny_unknown_fields)]
 pub struct SettleBody {
     /// What the work spent: 0 to the reserved credits.
+    #[serde(deserialize_with = "crate::body::integer")]
+    #[schema(minimum = 0, maximum = 4_503_599_627_370_496_i64)]
     pub credits: i64,
 }
 
@@ -221,21 +231,27 @@ impl CreditConfigView {
     }
 }
 
-/// Each value an integer or `null` (off); omitted = unchanged.
+/// Each value an integer or `null` (off); omitted = unchanged. After the patch is merged with the
+/// stored config, `refillThreshold` and `refillAmount` are both set or both null, and
+/// `autoRefillEnabled: true` needs both (`422` otherwise).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchCreditConfigBody {
-    #[serde(default, deserialize_with = "crate::body::nullable")]
-    #[schema(value_type = Option<i64>)]
+    /// `null` turns it off; an integer from 0 to 2^52 sets it.
+    #[serde(default, deserialize_with = "crate::body::nullable_integer")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4_503_599_627_370_496_i64)]
     pub monthly_credit_cap: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "crate::body::nullable")]
-    #[schema(value_type = Option<i64>)]
+    /// `null` turns it off; an integer from 0 to 2^52 sets it.
+    #[serde(default, deserialize_with = "crate::body::nullable_integer")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4_503_599_627_370_496_i64)]
     pub refill_threshold: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "crate::body::nullable")]
-    #[schema(value_type = Option<i64>)]
+    /// `null` turns it off; an integer from 1 to 2^52 sets it.
+    #[serde(default, deserialize_with = "crate::body::nullable_integer")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 4_503_599_627_370_496_i64)]
     pub refill_amount: Option<Option<i64>>,
+    /// Not nullable.
     #[serde(default, deserialize_with = "crate::body::present")]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool)]
     pub auto_refill_enabled: Option<bool>,
 }
 

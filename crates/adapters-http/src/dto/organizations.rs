@@ -137,11 +137,20 @@ impl From<&ArchiveReport> for ArchivedOrganizationDto {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateOrganizationBody {
-    /// 1–128 characters after trimming.
+    /// 1–128 characters after trimming; not blank, no NUL.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub name: String,
-    /// String → string; keys 1–40 characters, values ≤ 500, ≤ 50 keys, ≤ 16 KiB.
+    /// String → string; keys 1–40 characters, values ≤ 500, ≤ 50 keys, ≤ 16 KiB as JSON, no NUL;
+    /// a `""` value stores nothing.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::metadata)]
     pub metadata: BTreeMap<String, String>,
+    /// `null` or absent: none.
+    #[schema(schema_with = crate::openapi::billing_email)]
     pub billing_email: Option<String>,
 }
 
@@ -161,15 +170,15 @@ impl From<CreateOrganizationBody> for NewOrganization {
 pub struct PatchOrganizationBody {
     /// 1–128 characters after trimming; not nullable.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, min_length = 1, max_length = 128, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub name: Option<String>,
     /// A string sets it, `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::openapi::billing_email)]
     pub billing_email: Option<Option<String>>,
     /// Merged key by key: a sent key is set, `""` removes it; `null` clears all.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(schema_with = crate::openapi::nullable_metadata)]
     pub metadata: Option<Option<BTreeMap<String, String>>>,
 }
 
@@ -190,6 +199,7 @@ impl From<PatchOrganizationBody> for OrganizationPatch {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendBody {
-    /// At most 500 characters; recorded with the suspension.
+    /// At most 500 characters, no NUL; recorded with the suspension.
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
     pub reason: Option<String>,
 }

@@ -193,6 +193,9 @@ impl FromRequest for Caller {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(gate::ActingRefused(refused)) = request.extensions_mut().remove() {
+            return ready(Err(refused));
+        }
         let principal = request.extensions().get::<Principal>().cloned();
         ready(
             principal

@@ -157,7 +157,7 @@ pub async fn update(
 /// Suspend a child — the kill switch. From the answer on, the child's own keys get
 /// `503 KILL_SWITCH` on every request. Idempotent: suspending a suspended org returns it unchanged.
 #[utoipa::path(post, path = "/v1/organizations/{orgId}/suspend", tag = "organizations",
-    request_body(content = Option<SuspendBody>, description = "Optional; an empty body is fine"),
+    request_body(content = SuspendBody, description = "Optional: no body at all, or this object"),
     params(("orgId" = String, Path, description = "The child org id (org_-prefixed or bare UUID)")),
     responses(
         (status = 200, body = OrganizationDto),

@@ -25,7 +25,7 @@ impl BillingEmail {
         let domain_ok = !domain.contains('@')
             && domain.contains('.')
             && domain.split('.').all(|label| !label.is_empty());
-        if local.is_empty() || local.len() > 64 || !domain_ok {
+        if local.is_empty() || local.chars().count() > 64 || !domain_ok {
             return Err(invalid());
         }
         Ok(Self(value.to_owned()))

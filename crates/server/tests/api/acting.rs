@@ -10,6 +10,7 @@ store_tests!(
     only_a_parents_org_admin_key_may_act_and_only_in_a_direct_child,
     inside_an_archived_child_reads_work_and_writes_are_conflicts,
     the_header_is_ignored_on_the_control_planes_own_routes,
+    a_wrong_method_or_route_is_405_or_404_whatever_the_header_holds,
 );
 
 const HEADER: &str = "X-Layers-Organization";
@@ -142,4 +143,36 @@ async fn the_header_is_ignored_on_the_control_planes_own_routes(app: TestApp) {
         .await
         .assert_ok(200);
     }
+}
+
+/// API.md §1.1: a known route with a wrong method is `405`, an unknown route `404`, before the
+/// header is looked at; on the route's own methods the header is still checked.
+async fn a_wrong_method_or_route_is_405_or_404_whatever_the_header_holds(app: TestApp) {
+    let trace = Method::from_bytes(b"TRACE").unwrap();
+    for org in ["0", "org_00000000-0000-4000-8000-000000000000"] {
+        for (method, path) in [
+            (trace.clone(), "/v1/whoami"),
+            (Method::POST, "/v1/credits"),
+            (Method::DELETE, "/v1/credits/reservations"),
+        ] {
+            with_header(&app, method.clone(), path, &app.admin_key, org)
+                .await
+                .assert_error(405, "METHOD_NOT_ALLOWED");
+        }
+        with_header(&app, Method::GET, "/v1/no-such-route", &app.admin_key, org)
+            .await
+            .assert_error(404, "NOT_FOUND");
+    }
+    with_header(&app, Method::GET, "/v1/credits", &app.admin_key, "0")
+        .await
+        .assert_error(422, "VALIDATION");
+    with_header(
+        &app,
+        Method::GET,
+        "/v1/credits",
+        &app.admin_key,
+        "org_00000000-0000-4000-8000-000000000000",
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
 }
