@@ -1,4 +1,5 @@
 DROP TABLE parked_organizations;
+DROP INDEX jobs_unparked_organization;
 DROP INDEX jobs_parked;
 DROP INDEX jobs_claimable;
 ALTER TABLE jobs DROP COLUMN parked;

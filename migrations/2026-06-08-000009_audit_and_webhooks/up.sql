@@ -143,6 +143,7 @@ CREATE INDEX jobs_queue_order ON jobs (queue, run_at, seq) WHERE queue IS NOT NU
 ALTER TABLE jobs ADD COLUMN parked boolean NOT NULL DEFAULT false;
 CREATE INDEX jobs_claimable ON jobs (run_at, seq) WHERE NOT parked;
 CREATE INDEX jobs_parked ON jobs (organization_id) WHERE parked;
+CREATE INDEX jobs_unparked_organization ON jobs (organization_id) WHERE NOT parked;
 CREATE TABLE parked_organizations (
     organization_id uuid PRIMARY KEY REFERENCES organizations (id)
 );

@@ -112,19 +112,27 @@ const PARK_HELD: &str = "WITH held AS ( \
      SELECT DISTINCT organization_id FROM parked \
      ON CONFLICT DO NOTHING";
 
-/// Unparks every job of the parked organizations that are no longer held. A job parked by a
-/// claim that raced the resume is noted with its organization in the same change, so the next
-/// claim unparks it.
+/// Unparks up to 10,000 jobs of the parked organizations that are no longer held, and forgets an
+/// organization once none of its jobs is parked. A job parked by a claim that raced the resume is
+/// noted with its organization in the same change, so a later claim unparks it. (The queue rule
+/// keeps a queue's jobs in order whichever of them are unparked first.)
 const UNPARK_RESUMED: &str = "WITH free AS ( \
        SELECT po.organization_id FROM parked_organizations po \
        JOIN organizations o ON o.id = po.organization_id \
        LEFT JOIN organizations p ON p.id = o.parent_id \
        WHERE o.status <> 'suspended' AND (p.status IS NULL OR p.status <> 'suspended') \
        FOR UPDATE OF po SKIP LOCKED), \
+     batch AS ( \
+       SELECT j.id FROM jobs j \
+       WHERE j.parked AND j.organization_id IN (SELECT organization_id FROM free) \
+       LIMIT 10000), \
      unparked AS ( \
-       UPDATE jobs SET parked = false \
-       WHERE parked AND organization_id IN (SELECT organization_id FROM free)) \
-     DELETE FROM parked_organizations WHERE organization_id IN (SELECT organization_id FROM free)";
+       UPDATE jobs SET parked = false WHERE id IN (SELECT id FROM batch)) \
+     DELETE FROM parked_organizations po \
+     WHERE po.organization_id IN (SELECT organization_id FROM free) \
+       AND NOT EXISTS ( \
+         SELECT 1 FROM jobs j WHERE j.parked AND j.organization_id = po.organization_id \
+           AND j.id NOT IN (SELECT id FROM batch))";
 
 #[async_trait]
 impl JobQueue for PgStore {

@@ -374,3 +374,91 @@ async fn refusals_racing_on_two_processes_are_audited_once() {
     .unwrap();
     assert_eq!(log.len(), 2);
 }
+
+/// Held jobs are parked by the claims that meet them and unparked, in batches, after resume:
+/// none is lost or claimed while held, however many there are.
+#[tokio::test]
+async fn many_held_jobs_are_parked_and_all_run_after_resume() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    use domain::organization::{Organization, OrganizationStatus};
+    use domain::ports::JobQueue;
+
+    let database = TestDatabase::create().await.unwrap();
+    let store = database.store();
+    let parent = top_level(at(0));
+    let child = child_of(&parent, at(1));
+    for org in [&parent, &child] {
+        OrganizationStore::insert(&store, org, &Trail::none(), None)
+            .await
+            .unwrap();
+    }
+    const HELD: i64 = 25_000;
+    let mut conn = AsyncPgConnection::establish(database.url()).await.unwrap();
+    diesel::sql_query(
+        "INSERT INTO jobs (id, organization_id, kind, payload, run_at) \
+         SELECT gen_random_uuid(), $1, 'test.held', n::text, $2 FROM generate_series(1, $3) n",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(child.id.as_uuid())
+    .bind::<diesel::sql_types::Timestamptz, _>(at(2).as_offset_datetime())
+    .bind::<diesel::sql_types::BigInt, _>(HELD)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let suspended = store_contract::fixtures::suspended(&child, at(3));
+    OrganizationStore::update(&store, &suspended, child.revision, &Trail::none(), None)
+        .await
+        .unwrap();
+    let kinds = || vec!["test.held".to_owned()];
+    let claim = |now: i64| {
+        let store = &store;
+        async move {
+            JobQueue::claim(store, kinds(), at(now), at(now + 600_000_000), 1_000)
+                .await
+                .unwrap()
+        }
+    };
+    for i in 0..8 {
+        assert!(
+            claim(10 + i).await.is_empty(),
+            "held jobs are never claimed"
+        );
+    }
+    let parked: i64 = count(&mut conn, "SELECT count(*) AS n FROM jobs WHERE parked").await;
+    assert_eq!(parked, HELD, "the claims parked every held job");
+
+    let resumed = Organization {
+        status: OrganizationStatus::Active,
+        updated_at: at(20),
+        revision: suspended.revision.next(),
+        ..suspended.clone()
+    };
+    OrganizationStore::update(&store, &resumed, suspended.revision, &Trail::none(), None)
+        .await
+        .unwrap();
+    let mut ran = 0;
+    for i in 0..100 {
+        let leases = claim(30 + i).await;
+        if leases.is_empty() && ran > 0 {
+            break;
+        }
+        // Claimed jobs stay leased (for 10 min of this clock), so each is counted once.
+        ran += leases.len();
+    }
+    assert_eq!(ran as i64, HELD, "every held job ran after resume");
+    let left: i64 = count(&mut conn, "SELECT count(*) AS n FROM parked_organizations").await;
+    assert_eq!(left, 0);
+}
+
+async fn count(conn: &mut diesel_async::AsyncPgConnection, sql: &str) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .unwrap()
+        .n
+}
