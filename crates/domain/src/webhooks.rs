@@ -34,6 +34,10 @@ crate::ids::ulid_id!(
 pub const DELIVER: &str = "webhook.deliver";
 /// A delivery is a success when the receiver answers 2xx within this long.
 pub const DELIVERY_TIMEOUT: time::Duration = time::Duration::seconds(10);
+/// How long a claimed delivery is its worker's: one attempt (vetting and the 10 s timeout) and
+/// its record fit well inside it. Short, because an endpoint's queue waits while its first
+/// delivery is claimed: a worker that died holds the endpoint back no longer than this.
+pub const DELIVERY_LEASE: time::Duration = time::Duration::minutes(1);
 /// Attempts in all: the first and seven retries.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// When the retries are due, counted from the first try (API.md §7).
@@ -286,19 +290,34 @@ pub fn is_public_address(address: std::net::IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
                 || (a == 198 && (b == 18 || b == 19)) // benchmarking
+                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public_address(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let embedded = |high: u16, low: u16| {
+                let [a, b] = high.to_be_bytes();
+                let [c, d] = low.to_be_bytes();
+                IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+            };
+            // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address: judge that one.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public_address(embedded(segments[6], segments[7]));
+            }
+            if segments[0] == 0x2002 {
+                return is_public_address(embedded(segments[1], segments[2]));
+            }
+            let first = segments[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
                 || (first & 0xffc0) == 0xfe80 // link-local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+                || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || first == 0x2001 && segments[1] == 0x0db8) // documentation
         }
     }
 }
@@ -557,15 +576,25 @@ mod tests {
             "192.168.1.1",
             "169.254.169.254",
             "0.0.0.0",
+            "192.0.0.8",
             "::1",
             "fe80::1",
+            "fec0::1",
             "fd00::1",
             "::ffff:127.0.0.1",
             "100.64.0.1",
+            "64:ff9b::a00:1",
+            "2002:c0a8:101::1",
         ] {
             assert!(!is_public_address(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
             assert!(is_public_address(public.parse().unwrap()), "{public}");
         }
     }

@@ -5,7 +5,7 @@ use crate::api_key::Scope;
 use crate::audit::{AuditData, AuditEventType};
 use crate::error::{ConflictSubject, Resource};
 use crate::idempotency::Idempotency;
-use crate::jobs::{Lease, JOB_LEASE};
+use crate::jobs::Lease;
 use crate::pagination::{Page, PageCursor, PageRequest};
 use crate::policy::{self, Principal};
 use crate::ports::{EndpointInsert, OutboundRequest, SendOutcome};
@@ -348,7 +348,7 @@ impl ControlPlane {
             .claim(
                 vec![webhooks::DELIVER.to_owned()],
                 now,
-                now.plus(JOB_LEASE),
+                now.plus(webhooks::DELIVERY_LEASE),
                 limit,
             )
             .await?;

@@ -497,9 +497,9 @@ async fn two_worker_processes_never_attempt_one_delivery_at_once() {
 /// not lost. Nothing records the attempt, so its job stays claimed under the dead worker's lease;
 /// a live server does not take it while the lease holds, and does once it has run out.
 ///
-/// The lease is `domain::jobs::JOB_LEASE` (5 min) and is not configurable, so rather than wait,
-/// the server that takes over runs in this test process on the same database with its clock
-/// moved past the lease (the suite's `TestClock`): to the queue, 5 minutes have passed.
+/// The lease is `domain::webhooks::DELIVERY_LEASE` (1 min), so rather than wait, the server that
+/// takes over runs in this test process on the same database with its clock moved past the
+/// lease (the suite's `TestClock`): to the queue, the lease has run out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_delivery_leaves_it_to_be_retried() {
     let database = TestDatabase::create().await.unwrap();
@@ -555,7 +555,7 @@ async fn a_worker_killed_mid_delivery_leaves_it_to_be_retried() {
 
     rescuer
         .clock
-        .advance(domain::jobs::JOB_LEASE + time::Duration::seconds(1));
+        .advance(domain::webhooks::DELIVERY_LEASE + time::Duration::seconds(1));
     let lease_ran_out = Instant::now();
     receiver
         .wait_for(Duration::from_secs(5), "the retry", |seen| {
@@ -613,7 +613,7 @@ async fn sigterm_lets_the_delivery_in_flight_finish_and_be_recorded() {
     assert!(exit.success(), "exit status {exit:?}");
     println!("stopped {took:?} after SIGTERM, with a delivery of 1.5 s in flight");
 
-    // Read by another server, whose workers would not take a claimed delivery for 5 minutes.
+    // Read by another server, whose workers would not take a claimed delivery within its lease.
     let mut config = test_config();
     config.database_url = Some(database.url().to_owned());
     config.bootstrap_admin_key = Some(admin_key.clone());
