@@ -1,4 +1,6 @@
+ALTER TABLE jobs RESET (autovacuum_vacuum_scale_factor, autovacuum_analyze_scale_factor);
 DROP TABLE parked_organizations;
+DROP INDEX organizations_suspended;
 DROP INDEX jobs_unparked_organization;
 DROP INDEX jobs_parked;
 DROP INDEX jobs_claimable;

@@ -144,6 +144,12 @@ ALTER TABLE jobs ADD COLUMN parked boolean NOT NULL DEFAULT false;
 CREATE INDEX jobs_claimable ON jobs (run_at, seq) WHERE NOT parked;
 CREATE INDEX jobs_parked ON jobs (organization_id) WHERE parked;
 CREATE INDEX jobs_unparked_organization ON jobs (organization_id) WHERE NOT parked;
+-- A queue's rows change all the time (claims, parking): keep its statistics and indexes fresh
+-- well before the default 10-20 % of the table has changed, so the planner keeps reading the
+-- partial indexes.
+ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
+-- Where parking starts: the suspended organizations (few, whatever the number of organizations).
+CREATE INDEX organizations_suspended ON organizations (id) WHERE status = 'suspended';
 CREATE TABLE parked_organizations (
     organization_id uuid PRIMARY KEY REFERENCES organizations (id)
 );

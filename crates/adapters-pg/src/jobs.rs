@@ -96,15 +96,24 @@ pub(crate) async fn cancel_for(
 }
 
 /// Parks up to 5,000 due, unclaimed jobs of suspended organizations (or of children of suspended
-/// ones), and notes their organizations for [`UNPARK_RESUMED`].
-const PARK_HELD: &str = "WITH held AS ( \
-       SELECT j.id, j.organization_id FROM jobs j \
-       JOIN organizations o ON o.id = j.organization_id \
-       LEFT JOIN organizations p ON p.id = o.parent_id \
-       WHERE NOT j.parked AND j.run_at <= $1 AND (j.token IS NULL OR j.lease_until <= $1) \
-         AND (o.status = 'suspended' OR p.status = 'suspended') \
-       ORDER BY j.run_at, j.seq LIMIT 5000 \
-       FOR UPDATE OF j SKIP LOCKED), \
+/// ones), and notes their organizations for [`UNPARK_RESUMED`]. Driven from the suspended
+/// organizations (a partial index) to their unparked jobs (another), so it reads nothing once
+/// their jobs are parked, however many.
+const PARK_HELD: &str = "WITH held_organizations AS ( \
+       SELECT o.id FROM organizations o WHERE o.status = 'suspended' \
+       UNION \
+       SELECT c.id FROM organizations p JOIN organizations c ON c.parent_id = p.id \
+       WHERE p.status = 'suspended'), \
+     candidates AS ( \
+       SELECT j.id FROM held_organizations h CROSS JOIN LATERAL ( \
+         SELECT id FROM jobs j \
+         WHERE NOT j.parked AND j.organization_id = h.id AND j.run_at <= $1 \
+           AND (j.token IS NULL OR j.lease_until <= $1) \
+         LIMIT 5000) j \
+       LIMIT 5000), \
+     held AS ( \
+       SELECT id FROM jobs WHERE id IN (SELECT id FROM candidates) AND NOT parked \
+       FOR UPDATE SKIP LOCKED), \
      parked AS ( \
        UPDATE jobs SET parked = true WHERE id IN (SELECT id FROM held) \
        RETURNING organization_id) \
@@ -115,7 +124,8 @@ const PARK_HELD: &str = "WITH held AS ( \
 /// Unparks up to 10,000 jobs of the parked organizations that are no longer held, and forgets an
 /// organization once none of its jobs is parked. A job parked by a claim that raced the resume is
 /// noted with its organization in the same change, so a later claim unparks it. (The queue rule
-/// keeps a queue's jobs in order whichever of them are unparked first.)
+/// keeps a queue's jobs in order whichever of them are unparked first.) Driven from the parked
+/// organizations, so it reads no job while they are all still held.
 const UNPARK_RESUMED: &str = "WITH free AS ( \
        SELECT po.organization_id FROM parked_organizations po \
        JOIN organizations o ON o.id = po.organization_id \
@@ -123,8 +133,9 @@ const UNPARK_RESUMED: &str = "WITH free AS ( \
        WHERE o.status <> 'suspended' AND (p.status IS NULL OR p.status <> 'suspended') \
        FOR UPDATE OF po SKIP LOCKED), \
      batch AS ( \
-       SELECT j.id FROM jobs j \
-       WHERE j.parked AND j.organization_id IN (SELECT organization_id FROM free) \
+       SELECT j.id FROM free f CROSS JOIN LATERAL ( \
+         SELECT id FROM jobs j WHERE j.parked AND j.organization_id = f.organization_id \
+         LIMIT 10000) j \
        LIMIT 10000), \
      unparked AS ( \
        UPDATE jobs SET parked = false WHERE id IN (SELECT id FROM batch)) \
