@@ -53,11 +53,7 @@ async fn stored_key(s: &Stores, key: &ApiKey) -> ApiKey {
 
 /// A top-level organization with one child, both stored.
 async fn family(s: &Stores) -> (Organization, Organization) {
-    let parent = top_level(at(0));
-    let child = child_of(&parent, at(10));
-    insert_org(s, &parent).await;
-    insert_org(s, &child).await;
-    (parent, child)
+    family_at(s, at(10)).await
 }
 
 fn org_order(org: &Organization) -> (Timestamp, uuid::Uuid) {

@@ -45,16 +45,7 @@ fn entry(
 }
 
 async fn family_with(s: &Stores, granted: i64) -> (Organization, Organization) {
-    let parent = top_level(at(0));
-    let child = child_of(&parent, at(1));
-    s.organizations
-        .insert(&parent, &Trail::none(), None)
-        .await
-        .unwrap();
-    s.organizations
-        .insert(&child, &Trail::none(), None)
-        .await
-        .unwrap();
+    let (parent, child) = family_at(s, at(1)).await;
     if granted > 0 {
         s.credits
             .grant(

@@ -188,3 +188,16 @@ pub fn reclaim() -> domain::ports::Reclaim {
         transfer_id: domain::credits::TransferId::from_uuid(Uuid::new_v4()),
     }
 }
+
+/// Stores a top-level organization created at `at(0)` and its child created at `child_at`.
+pub async fn family_at(s: &crate::Stores, child_at: Timestamp) -> (Organization, Organization) {
+    let parent = top_level(at(0));
+    let child = child_of(&parent, child_at);
+    for org in [&parent, &child] {
+        s.organizations
+            .insert(org, &domain::trail::Trail::none(), None)
+            .await
+            .unwrap();
+    }
+    (parent, child)
+}

@@ -36,17 +36,7 @@ fn kinds() -> Vec<String> {
 }
 
 async fn family(s: &Stores) -> (Organization, Organization) {
-    let parent = top_level(at(0));
-    let child = child_of(&parent, at(1));
-    s.organizations
-        .insert(&parent, &Trail::none(), None)
-        .await
-        .unwrap();
-    s.organizations
-        .insert(&child, &Trail::none(), None)
-        .await
-        .unwrap();
-    (parent, child)
+    family_at(s, at(1)).await
 }
 
 async fn claim_ids(s: &Stores, now: i64) -> Vec<JobId> {

@@ -17,16 +17,7 @@ async fn stored(s: &Stores, key: &ApiKey) -> ApiKey {
 }
 
 async fn child_with_key(s: &Stores) -> (Organization, ApiKey) {
-    let parent = top_level(at(0));
-    let child = child_of(&parent, at(10));
-    s.organizations
-        .insert(&parent, &Trail::none(), None)
-        .await
-        .unwrap();
-    s.organizations
-        .insert(&child, &Trail::none(), None)
-        .await
-        .unwrap();
+    let (_, child) = family_at(s, at(10)).await;
     let key = key_of(&child, at(20));
     s.api_keys.insert(&key, &Trail::none(), None).await.unwrap();
     (child, key)

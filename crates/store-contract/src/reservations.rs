@@ -47,16 +47,7 @@ fn reservation(org: OrganizationId, credits: u64, expires: i64) -> Reservation {
 
 /// A parent and a child, the child funded with `credits` (granted to the parent, allocated).
 pub(crate) async fn funded_child(s: &Stores, credits: i64) -> (Organization, Organization) {
-    let parent = top_level(at(0));
-    let child = child_of(&parent, at(1));
-    s.organizations
-        .insert(&parent, &Trail::none(), None)
-        .await
-        .unwrap();
-    s.organizations
-        .insert(&child, &Trail::none(), None)
-        .await
-        .unwrap();
+    let (parent, child) = family_at(s, at(1)).await;
     let entry = |org: OrganizationId, kind, credits| LedgerEntry {
         id: event_id(),
         organization_id: org,

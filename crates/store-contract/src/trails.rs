@@ -85,15 +85,7 @@ async fn add(s: &Stores, endpoint: &WebhookEndpoint) {
 }
 
 async fn family(s: &Stores) -> (Organization, Organization) {
-    let parent = top_level(at(0));
-    let child = child_of(&parent, at(1));
-    for org in [&parent, &child] {
-        s.organizations
-            .insert(org, &Trail::none(), None)
-            .await
-            .unwrap();
-    }
-    (parent, child)
+    family_at(s, at(1)).await
 }
 
 async fn audit_of(s: &Stores, org: OrganizationId) -> Vec<AuditEvent> {

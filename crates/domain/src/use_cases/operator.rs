@@ -70,18 +70,7 @@ impl ControlPlane {
             name,
             now,
         );
-        let data = AuditData::Transition {
-            from: None,
-            to: StatusKind::Active,
-            reason: None,
-        };
-        let trail = Trail::none().with_audit(self.audit_event(
-            None,
-            organization.id,
-            AuditEventType::OrganizationCreated,
-            &data,
-            now,
-        ));
+        let trail = self.top_level_created_trail(&organization);
         match self
             .ports
             .organizations
@@ -220,22 +209,28 @@ impl ControlPlane {
             .ok_or(DomainError::NotFound(crate::error::Resource::Organization))
     }
 
-    async fn insert_top_level(&self, name: OrganizationName) -> Result<Organization, DomainError> {
-        let now = self.ports.clock.now();
-        let organization =
-            Organization::new_top_level(OrganizationId::from_uuid(self.new_uuid()), name, now);
+    /// The operator created a top-level organization: audited, no webhook (no endpoint can exist
+    /// yet).
+    fn top_level_created_trail(&self, organization: &Organization) -> Trail {
         let data = AuditData::Transition {
             from: None,
             to: StatusKind::Active,
             reason: None,
         };
-        let trail = Trail::none().with_audit(self.audit_event(
+        Trail::none().with_audit(self.audit_event(
             None,
             organization.id,
             AuditEventType::OrganizationCreated,
             &data,
-            now,
-        ));
+            organization.created_at,
+        ))
+    }
+
+    async fn insert_top_level(&self, name: OrganizationName) -> Result<Organization, DomainError> {
+        let now = self.ports.clock.now();
+        let organization =
+            Organization::new_top_level(OrganizationId::from_uuid(self.new_uuid()), name, now);
+        let trail = self.top_level_created_trail(&organization);
         self.ports
             .organizations
             .insert(&organization, &trail, None)
