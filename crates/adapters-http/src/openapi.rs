@@ -2,7 +2,7 @@
 //! and the DTOs, so it cannot drift from the code.
 
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, SchemaFormat, SchemaType};
+use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, OneOfBuilder, SchemaFormat, SchemaType};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, Object, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type,
@@ -206,6 +206,13 @@ fn parameter_schema(name: &str, path: &str) -> Option<Schema> {
             "reclaim",
             "adjustment",
         ])),
+        "eventType" if path == "/v1/audit-log" => {
+            let names: Vec<&str> = domain::audit::AuditEventType::ALL
+                .iter()
+                .map(|event_type| event_type.as_str())
+                .collect();
+            Some(one_of(&names))
+        }
         "status" if path == "/v1/organizations" => {
             Some(one_of(&["active", "suspended", "archived"]))
         }
@@ -320,6 +327,82 @@ pub(crate) fn key_env() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(["live", "test"]))
+        .build()
+}
+
+/// A webhook endpoint's `url` as the server takes it (API.md §7): `https` (the sender's policy
+/// outside local-development mode), a host name, an optional port, path and query, no
+/// credentials, no fragment, at most 2048 characters. The pattern is a strict subset of what
+/// `WebhookUrl::parse` accepts: plain ASCII host labels with no `--` (so never an `xn--` label
+/// that IDNA could refuse) and a last label starting with a letter (so never read as an IPv4
+/// address). A literal public IP is accepted too but not described; whether the host resolves,
+/// and only to public addresses, depends on DNS at request time, not on the request's shape.
+pub(crate) fn webhook_url() -> Object {
+    const LABEL: &str = "[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*";
+    const TOP: &str = "[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*";
+    const PORT: &str =
+        "[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]";
+    const PCHAR: &str = "[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2}";
+    const QCHAR: &str = "[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2}";
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(domain::webhooks::MAX_URL_CHARS))
+        .pattern(Some(format!(
+            r"^https://(?:{LABEL}\.)+{TOP}(?::(?:{PORT}))?(?:/(?:{PCHAR})*)*(?:\?(?:{QCHAR})*)?$"
+        )))
+        .description(Some(
+            "An absolute https URL naming a host that resolves to public addresses only: no credentials, no fragment, at most 2048 characters.",
+        ))
+        .build()
+}
+
+/// `events`: `["*"]` alone (every type), or 1–50 event types (API.md §7); not nullable.
+pub(crate) fn webhook_events() -> Schema {
+    let names: Vec<&str> = domain::webhooks::EventType::ALL
+        .iter()
+        .map(|event_type| event_type.as_str())
+        .collect();
+    let every = ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["*"])),
+        )
+        .min_items(Some(1))
+        .max_items(Some(1));
+    let only = ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(domain::webhooks::MAX_EVENT_TYPES));
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(every)
+            .item(only)
+            .description(Some(
+                "[\"*\"] alone for every event type, or 1–50 event types (repeats count once).",
+            ))
+            .build(),
+    )
+}
+
+/// A new endpoint's `scope`: `own` (default) or `all_children`; not nullable.
+pub(crate) fn endpoint_scope() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["own", "all_children"]))
+        .build()
+}
+
+/// The `status` a caller may set on an endpoint (`auto_paused` is the server's); not nullable.
+pub(crate) fn endpoint_status() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["enabled", "disabled"]))
         .build()
 }
 

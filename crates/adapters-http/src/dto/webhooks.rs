@@ -136,14 +136,17 @@ pub struct DeliveryList {
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpointBody {
     /// An `https` URL of a public address (at most 2048 characters).
+    #[schema(schema_with = crate::openapi::webhook_url)]
     pub url: String,
     /// 1–50 event types, or `["*"]` alone.
+    #[schema(schema_with = crate::openapi::webhook_events)]
     pub events: Vec<String>,
-    /// At most 500 characters.
+    /// At most 500 characters, no NUL; `null` is none.
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// `own` (default) or `all_children` (needs `org:admin`); not nullable.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::openapi::endpoint_scope)]
     pub scope: Option<String>,
 }
 
@@ -162,21 +165,21 @@ impl From<CreateEndpointBody> for NewEndpoint {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchEndpointBody {
-    /// Not nullable.
+    /// An `https` URL of a public address (at most 2048 characters); not nullable.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::openapi::webhook_url)]
     pub url: Option<String>,
-    /// Not nullable.
+    /// 1–50 event types, or `["*"]` alone; not nullable.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = crate::openapi::webhook_events)]
     pub events: Option<Vec<String>>,
-    /// A string sets it, `null` clears it.
+    /// At most 500 characters, no NUL; a string sets it, `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\u0000]*$")]
     pub description: Option<Option<String>>,
     /// `enabled` or `disabled` (enabling resets the failure count); not nullable.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::openapi::endpoint_status)]
     pub status: Option<String>,
 }
 
