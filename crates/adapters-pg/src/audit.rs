@@ -115,15 +115,7 @@ impl AuditLog for PgStore {
         if let Some(until) = filter.until {
             query = query.filter(dsl::occurred_at.le(until.as_offset_datetime()));
         }
-        if let Some(after) = page.after {
-            // As for the other keyset pages: `<=` is the index range, the rest breaks ties.
-            let at = after.created_at.as_offset_datetime();
-            query = query.filter(
-                dsl::occurred_at
-                    .le(at)
-                    .and(dsl::occurred_at.lt(at).or(dsl::id.lt(after.id))),
-            );
-        }
+        query = strictly_after!(query, page.after, dsl::occurred_at, dsl::id);
         let mut conn = self.conn().await?;
         query
             .order((dsl::occurred_at.desc(), dsl::id.desc()))

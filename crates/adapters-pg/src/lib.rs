@@ -21,6 +21,25 @@
 //! [`AuditLog`]: domain::ports::AuditLog
 //! [`WebhookStore`]: domain::ports::WebhookStore
 
+/// Keeps the rows of a boxed, newest-first query that come strictly after a keyset cursor (API.md
+/// §1.5): created before it, or at the same instant with a smaller id. The `<=` is what an index
+/// on (…, created_at desc, id desc) serves as a range; the rest only sorts out ties.
+macro_rules! strictly_after {
+    ($query:expr, $after:expr, $created_at:expr, $id:expr) => {
+        match $after {
+            Some(after) => {
+                let at = after.created_at.as_offset_datetime();
+                $query.filter(
+                    $created_at
+                        .le(at)
+                        .and($created_at.lt(at).or($id.lt(after.id))),
+                )
+            }
+            None => $query,
+        }
+    };
+}
+
 mod api_keys;
 mod audit;
 mod credits;

@@ -67,16 +67,9 @@ impl OrganizationStore for PgStore {
         if let Some(status) = status {
             query = query.filter(dsl::status.eq(status.as_str()));
         }
-        if let Some(after) = page.after {
-            // (created_at, id) < (cursor): the `<=` alone is an index range condition on
-            // (parent_id, created_at desc, id desc); the rest only sorts out ties.
-            let at = after.created_at.as_offset_datetime();
-            query = query.filter(
-                dsl::created_at
-                    .le(at)
-                    .and(dsl::created_at.lt(at).or(dsl::id.lt(after.id))),
-            );
-        }
+        // The `<=` of the cursor condition is an index range on (parent_id, created_at desc,
+        // id desc); the rest only sorts out ties.
+        query = strictly_after!(query, page.after, dsl::created_at, dsl::id);
         let mut conn = self.conn().await?;
         query
             .order((dsl::created_at.desc(), dsl::id.desc()))

@@ -274,14 +274,7 @@ impl WebhookStore for PgStore {
             .filter(dsl::deleted_at.is_null())
             .select(EndpointRow::as_select())
             .into_boxed();
-        if let Some(after) = page.after {
-            let at = after.created_at.as_offset_datetime();
-            query = query.filter(
-                dsl::created_at
-                    .le(at)
-                    .and(dsl::created_at.lt(at).or(dsl::id.lt(after.id))),
-            );
-        }
+        query = strictly_after!(query, page.after, dsl::created_at, dsl::id);
         let mut conn = self.conn().await?;
         query
             .order((dsl::created_at.desc(), dsl::id.desc()))
