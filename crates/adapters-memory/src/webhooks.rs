@@ -56,23 +56,8 @@ impl State {
             let Some(owner) = self.endpoints.get(&endpoint_id).map(|e| e.organization_id) else {
                 continue;
             };
-            self.deliveries.insert(
-                delivery_id,
-                Delivery {
-                    id: delivery_id,
-                    endpoint_id,
-                    event_id: event.id,
-                    event_type: event.event_type,
-                    status: DeliveryStatus::Pending,
-                    attempts: 0,
-                    last_error: None,
-                    last_response_status: None,
-                    last_attempt_at: None,
-                    next_attempt_at: Some(event.created_at),
-                    created_at: event.created_at,
-                    held: false,
-                },
-            );
+            self.deliveries
+                .insert(delivery_id, Delivery::of(delivery_id, endpoint_id, event));
             let job = Job {
                 id: JobId::from_uuid(delivery_id.as_uuid()),
                 organization_id: Some(owner),

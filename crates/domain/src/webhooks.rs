@@ -453,6 +453,24 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// A new delivery of `event` to an endpoint, due at once.
+    pub fn of(id: DeliveryId, endpoint_id: EndpointId, event: &Event) -> Self {
+        Self {
+            id,
+            endpoint_id,
+            event_id: event.id,
+            event_type: event.event_type,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            last_response_status: None,
+            last_attempt_at: None,
+            next_attempt_at: Some(event.created_at),
+            created_at: event.created_at,
+            held: false,
+        }
+    }
+
     /// The status the API shows: `held` for a pending delivery of a suspended owner.
     pub fn shown_status(&self) -> &'static str {
         match self.status {

@@ -450,20 +450,7 @@ impl ControlPlane {
     ) -> Result<Delivery, DomainError> {
         let delivery_id = DeliveryId::from_uuid(self.new_uuid());
         event.target = Some((endpoint.id, delivery_id));
-        let delivery = Delivery {
-            id: delivery_id,
-            endpoint_id: endpoint.id,
-            event_id: event.id,
-            event_type: event.event_type,
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            last_error: None,
-            last_response_status: None,
-            last_attempt_at: None,
-            next_attempt_at: Some(event.created_at),
-            created_at: event.created_at,
-            held: false,
-        };
+        let delivery = Delivery::of(delivery_id, endpoint.id, &event);
         let done = idempotency.map(|i| i.complete(&delivery, event.created_at));
         let trail = Trail::none().with_event(event);
         self.ports.webhooks.record(&trail, done).await?;
