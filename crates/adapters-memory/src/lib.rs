@@ -127,14 +127,18 @@ impl State {
     }
 
     /// The first job of each queue — by `run_at`, then by when it was scheduled — which alone
-    /// of its queue may be claimed.
-    fn queue_heads(&self) -> HashMap<&str, (Timestamp, u64)> {
-        let mut heads: HashMap<&str, (Timestamp, u64)> = HashMap::new();
+    /// of its queue may be claimed, and only while no job of the queue is claimed (`None`).
+    fn queue_heads(&self, now: Timestamp) -> HashMap<&str, Option<(Timestamp, u64)>> {
+        let mut heads: HashMap<&str, Option<(Timestamp, u64)>> = HashMap::new();
         for scheduled in self.jobs.values() {
             if let Some(queue) = &scheduled.job.queue {
                 let position = (scheduled.job.run_at, scheduled.seq);
-                let head = heads.entry(queue.as_str()).or_insert(position);
-                *head = (*head).min(position);
+                let busy = scheduled.claim.is_some_and(|(_, until)| until > now);
+                let head = heads.entry(queue.as_str()).or_insert(Some(position));
+                *head = match (*head, busy) {
+                    (None, _) | (_, true) => None,
+                    (Some(first), false) => Some(first.min(position)),
+                };
             }
         }
         heads
@@ -398,7 +402,7 @@ impl OrganizationStore for MemoryStore {
             scheduled.job.organization_id != Some(org.id)
                 || scheduled.job.kind == EXPIRE_RESERVATION
         });
-        state.cancel_deliveries_of(org.id);
+        state.cancel_deliveries_of(org.id, at);
         state.write_trail(trail, reclaimed_credits);
         Ok(Archive::Applied {
             revoked_keys,
@@ -898,7 +902,7 @@ impl JobQueue for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
         let mut state = self.state();
-        let heads = state.queue_heads();
+        let heads = state.queue_heads(now);
         let mut due: Vec<(Timestamp, u64, JobId)> = state
             .jobs
             .values()
@@ -913,7 +917,7 @@ impl JobQueue for MemoryStore {
                 s.job
                     .queue
                     .as_deref()
-                    .is_none_or(|queue| heads.get(queue) == Some(&(s.job.run_at, s.seq)))
+                    .is_none_or(|queue| heads.get(queue) == Some(&Some((s.job.run_at, s.seq))))
             })
             .map(|s| (s.job.run_at, s.seq, s.job.id))
             .collect();

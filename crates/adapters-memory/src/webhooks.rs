@@ -35,8 +35,9 @@ impl State {
         let targets: Vec<(EndpointId, DeliveryId)> = match event.target {
             Some((endpoint, delivery)) => self
                 .endpoints
-                .contains_key(&endpoint)
-                .then_some((endpoint, delivery))
+                .get(&endpoint)
+                .filter(|e| self.is_open(e.organization_id))
+                .map(|_| (endpoint, delivery))
                 .into_iter()
                 .collect(),
             None => {
@@ -71,15 +72,19 @@ impl State {
         }
     }
 
-    /// An archived organization's deliveries still pending are canceled (their jobs are removed
-    /// with its other scheduled work).
-    pub(crate) fn cancel_deliveries_of(&mut self, organization: OrganizationId) {
-        let owned: Vec<EndpointId> = self
-            .endpoints
-            .values()
-            .filter(|e| e.organization_id == organization)
-            .map(|e| e.id)
-            .collect();
+    /// An archived organization's endpoints are disabled and its deliveries still pending are
+    /// canceled (their jobs are removed with its other scheduled work), API.md §4.9.
+    pub(crate) fn cancel_deliveries_of(&mut self, organization: OrganizationId, at: Timestamp) {
+        let mut owned = Vec::new();
+        for endpoint in self.endpoints.values_mut() {
+            if endpoint.organization_id == organization {
+                if endpoint.status != EndpointStatus::Disabled {
+                    endpoint.status = EndpointStatus::Disabled;
+                    endpoint.updated_at = at;
+                }
+                owned.push(endpoint.id);
+            }
+        }
         for delivery in self.deliveries.values_mut() {
             if owned.contains(&delivery.endpoint_id) && delivery.status == DeliveryStatus::Pending {
                 delivery.status = DeliveryStatus::Canceled;

@@ -33,9 +33,15 @@ pub(crate) fn from_diesel(error: DieselError) -> StoreError {
     }
 }
 
-/// SQLSTATEs that mean "the database cannot serve this connection right now".
+/// SQLSTATEs that mean "the database cannot serve this right now; retry": unreachable or going
+/// away, and — retryable by definition — a deadlock victim (40P01) or a serialization failure
+/// (40001), which roll back the whole transaction.
 fn unreachable(sqlstate: &str) -> bool {
-    sqlstate.starts_with("08") || sqlstate.starts_with("57P") || sqlstate == "53300"
+    sqlstate.starts_with("08")
+        || sqlstate.starts_with("57P")
+        || sqlstate == "53300"
+        || sqlstate == "40P01"
+        || sqlstate == "40001"
 }
 
 pub(crate) fn from_pool(error: PoolError) -> StoreError {

@@ -98,12 +98,15 @@ pub(crate) async fn cancel_for(
 /// Parks up to 5,000 due, unclaimed jobs of suspended organizations (or of children of suspended
 /// ones), and notes their organizations for [`UNPARK_RESUMED`]. Driven from the suspended
 /// organizations (a partial index) to their unparked jobs (another), so it reads nothing once
-/// their jobs are parked, however many.
-const PARK_HELD: &str = "WITH held_organizations AS ( \
-       SELECT o.id FROM organizations o WHERE o.status = 'suspended' \
+/// their jobs are parked, however many. It share-locks the suspended organizations: a resume
+/// waits for a parking in flight, so the unparking that follows the resume sees what it parked
+/// (and a parking that meets a resumed organization re-reads it and parks nothing).
+const PARK_HELD: &str = "WITH suspended AS MATERIALIZED ( \
+       SELECT o.id FROM organizations o WHERE o.status = 'suspended' FOR SHARE), \
+     held_organizations AS ( \
+       SELECT id FROM suspended \
        UNION \
-       SELECT c.id FROM organizations p JOIN organizations c ON c.parent_id = p.id \
-       WHERE p.status = 'suspended'), \
+       SELECT c.id FROM organizations c WHERE c.parent_id IN (SELECT id FROM suspended)), \
      candidates AS ( \
        SELECT j.id FROM held_organizations h CROSS JOIN LATERAL ( \
          SELECT id FROM jobs j \
@@ -182,8 +185,9 @@ impl JobQueue for PgStore {
                  AND (o.status IS NULL OR o.status <> 'suspended') \
                  AND (p.status IS NULL OR p.status <> 'suspended') \
                  AND (j.queue IS NULL OR NOT EXISTS ( \
-                   SELECT 1 FROM jobs e WHERE e.queue = j.queue \
-                     AND (e.run_at, e.seq) < (j.run_at, j.seq))) \
+                   SELECT 1 FROM jobs e WHERE e.queue = j.queue AND e.id <> j.id \
+                     AND ((e.run_at, e.seq) < (j.run_at, j.seq) \
+                          OR (e.token IS NOT NULL AND e.lease_until > $2)))) \
                ORDER BY j.run_at, j.seq LIMIT $4 \
                FOR UPDATE OF j SKIP LOCKED) \
              RETURNING id, organization_id, kind, payload, run_at, attempts, token, lease_until, \

@@ -152,7 +152,7 @@ impl OrganizationStore for PgStore {
             crate::jobs::cancel_for(conn, id).await?;
             // Before the trail: what the archive records goes to the parent's `all_children`
             // endpoints, never to the archived organization's own.
-            crate::webhooks::cancel_pending_of_organization(conn, id).await?;
+            crate::webhooks::cancel_pending_of_organization(conn, id, archived_at).await?;
             crate::trail::write(conn, &trail.resolved(reclaimed_credits)).await?;
             Ok(Archive::Applied {
                 revoked_keys: u64::try_from(revoked).unwrap_or(u64::MAX),

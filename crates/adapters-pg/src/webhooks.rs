@@ -171,11 +171,13 @@ impl DeliveryRow {
     }
 }
 
-/// In an archive's transaction: the still-pending deliveries to the organization's endpoints
-/// become `canceled` (their jobs, bound to it, are deleted by `jobs::cancel_for`).
+/// In an archive's transaction (API.md §4.9): the organization's endpoints are disabled and
+/// their still-pending deliveries become `canceled` (their jobs, bound to it, are deleted by
+/// `jobs::cancel_for`).
 pub(crate) async fn cancel_pending_of_organization(
     conn: &mut AsyncPgConnection,
     organization: Uuid,
+    at: OffsetDateTime,
 ) -> Result<(), diesel::result::Error> {
     diesel::sql_query(
         "UPDATE webhook_deliveries d SET status = 'canceled', next_attempt_at = NULL \
@@ -184,6 +186,14 @@ pub(crate) async fn cancel_pending_of_organization(
            AND d.status = 'pending'",
     )
     .bind::<SqlUuid, _>(organization)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "UPDATE webhook_endpoints SET status = 'disabled', updated_at = $2 \
+         WHERE organization_id = $1 AND deleted_at IS NULL AND status <> 'disabled'",
+    )
+    .bind::<SqlUuid, _>(organization)
+    .bind::<Timestamptz, _>(at)
     .execute(conn)
     .await
     .map(drop)

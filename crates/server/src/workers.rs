@@ -19,9 +19,9 @@
 //! receiver gets its events in order whichever lane or process sends each, while deliveries to
 //! different endpoints run side by side.
 //!
-//! Each lane claims a single delivery, so a claim's lease (`domain::jobs::JOB_LEASE`, 5 min)
-//! only ever has to cover one attempt (at most the 10 s delivery timeout and its record): a
-//! delivery is never taken over from a live worker. A worker that died mid-attempt leaves its
+//! Each lane claims a single delivery, so a claim's lease (`domain::webhooks::DELIVERY_LEASE`,
+//! 1 min) only ever has to cover one attempt (at most the 10 s delivery timeout and its record):
+//! a delivery is never taken over from a live worker. A worker that died mid-attempt leaves its
 //! delivery — and, behind it, its endpoint's queue — until the lease runs out.
 
 use std::sync::Arc;

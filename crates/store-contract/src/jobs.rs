@@ -319,5 +319,18 @@ pub async fn a_queue_runs_its_jobs_one_at_a_time_in_order(s: &Stores) {
     );
     // Put back for later, it lets the next one of the queue go first.
     s.jobs.retry(&leases[0], at(1_000)).await.unwrap();
-    assert_eq!(claim_ids(s, 30).await, vec![third.id]);
+    let leases = s.jobs.claim(kinds(), at(30), at(60), 100).await.unwrap();
+    assert_eq!(
+        leases.iter().map(|l| l.job.id).collect::<Vec<_>>(),
+        vec![third.id]
+    );
+    // A job scheduled late but due earlier does not overtake one in flight: one at a time.
+    let early = queued(5);
+    s.jobs.enqueue(early.clone()).await.unwrap();
+    assert!(
+        claim_ids(s, 40).await.is_empty(),
+        "the queue has a job in flight"
+    );
+    s.jobs.complete(&leases[0]).await.unwrap();
+    assert_eq!(claim_ids(s, 40).await, vec![early.id]);
 }

@@ -511,6 +511,12 @@ pub async fn archive_cancels_the_owners_deliveries_and_tells_the_parent(s: &Stor
         vec![(EventType::OrganizationUpdated, "canceled")],
         "nothing more goes to an archived organization's endpoints"
     );
+    let own_now = s.webhooks.find_endpoint(own.id).await.unwrap().unwrap();
+    assert_eq!(
+        (own_now.status, own_now.updated_at),
+        (EndpointStatus::Disabled, at(10)),
+        "archive disables the organization's endpoints (API.md §4.9)"
+    );
     let mut told: Vec<_> = delivery_statuses(s, firehose.id)
         .await
         .into_iter()

@@ -451,8 +451,13 @@ impl ControlPlane {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         let current = self.ports.credits.credit_config(id).await;
         let child = self.load_child(principal, id).await?;
-        let config = current?.patched(patch).map_err(DomainError::Validation)?;
+        let current = current?;
+        let config = current.patched(patch).map_err(DomainError::Validation)?;
         policy::ensure_writable(&child)?;
+        if config == current {
+            // Nothing changes: nothing to write or audit.
+            return Ok((config, self.ports.credits.wallet(child.id).await?));
+        }
         let data = AuditData::CreditConfig(config);
         let trail = Trail::none().with_audit(self.audit_event(
             Some(principal),

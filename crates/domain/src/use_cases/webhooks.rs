@@ -363,26 +363,40 @@ impl ControlPlane {
             Ok(id) => self.ports.webhooks.pending_attempt(id).await?,
             Err(_) => None,
         };
-        let Some(PendingAttempt {
+        let started = self.ports.clock.now();
+        let canceled = |why: String| AttemptRecord {
+            at: started,
+            status: DeliveryStatus::Canceled,
+            next_attempt_at: None,
+            response_status: None,
+            error: Some(why),
+            attempted: false,
+        };
+        let PendingAttempt {
             delivery,
             endpoint,
             body,
-        }) = pending.filter(|p| p.delivery.status == DeliveryStatus::Pending)
-        else {
-            // Gone or already finished (a worker died after recording it): nothing to send.
-            self.ports.jobs.complete(lease).await?;
-            return Ok(());
+        } = match pending {
+            // The endpoint was deleted (or the delivery is gone): nothing to send, ever.
+            None => {
+                let record = canceled("the endpoint was deleted".to_owned());
+                self.ports.webhooks.finish_attempt(lease, &record).await?;
+                return Ok(());
+            }
+            // Already finished (a worker died after recording it): the job is done.
+            Some(p) if p.delivery.status != DeliveryStatus::Pending => {
+                self.ports.jobs.complete(lease).await?;
+                return Ok(());
+            }
+            // Its owner was suspended since the claim: put back, held with the rest.
+            Some(p) if p.delivery.held => {
+                self.ports.jobs.retry(lease, lease.job.run_at).await?;
+                return Ok(());
+            }
+            Some(p) => p,
         };
-        let started = self.ports.clock.now();
         if endpoint.status != EndpointStatus::Enabled {
-            let record = AttemptRecord {
-                at: started,
-                status: DeliveryStatus::Canceled,
-                next_attempt_at: None,
-                response_status: None,
-                error: Some(format!("the endpoint is {}", endpoint.status.as_str())),
-                attempted: false,
-            };
+            let record = canceled(format!("the endpoint is {}", endpoint.status.as_str()));
             self.ports.webhooks.finish_attempt(lease, &record).await?;
             return Ok(());
         }

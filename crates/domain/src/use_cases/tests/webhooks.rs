@@ -224,3 +224,74 @@ fn the_firehose_needs_org_admin_and_urls_are_vetted_by_the_sender() {
     };
     assert_eq!(fields[0].field, "url");
 }
+
+/// One claimed delivery job, and what the store says of it.
+fn claimed_with(pending: Option<PendingAttempt>) -> (Mocks, Lease) {
+    let id = pending
+        .as_ref()
+        .map_or_else(|| DeliveryId::from_uuid(Uuid::new_v4()), |p| p.delivery.id);
+    let lease = Lease {
+        job: Job {
+            id: JobId::from_uuid(id.as_uuid()),
+            organization_id: None,
+            kind: DELIVER.to_owned(),
+            payload: id.to_string(),
+            run_at: at(0),
+            attempts: 1,
+            queue: None,
+        },
+        token: Uuid::new_v4(),
+    };
+    let mut mocks = Mocks::new();
+    let claimed = lease.clone();
+    mocks
+        .jobs
+        .expect_claim()
+        .returning(move |_, _, _, _| Ok(vec![claimed.clone()]));
+    mocks
+        .webhooks
+        .expect_pending_attempt()
+        .returning(move |_| Ok(pending.clone()));
+    (mocks, lease)
+}
+
+#[test]
+fn a_delivery_whose_owner_was_suspended_since_the_claim_is_put_back_not_sent() {
+    let endpoint = endpoint(EndpointStatus::Enabled);
+    let held = Delivery {
+        held: true,
+        ..delivery(&endpoint, 0)
+    };
+    let (mut mocks, lease) = claimed_with(Some(PendingAttempt {
+        delivery: held,
+        endpoint,
+        body: "{}".into(),
+    }));
+    let due = lease.job.run_at;
+    mocks
+        .jobs
+        .expect_retry()
+        .withf(move |_, run_at| *run_at == due)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    // No expectation on the sender: sending would panic the mock.
+    assert_eq!(
+        block_on(mocks.control_plane().deliver_webhooks(1)).unwrap(),
+        1
+    );
+}
+
+#[test]
+fn a_delivery_whose_endpoint_was_deleted_is_canceled_not_left_pending() {
+    let (mut mocks, _) = claimed_with(None);
+    mocks
+        .webhooks
+        .expect_finish_attempt()
+        .withf(|_, record| record.status == DeliveryStatus::Canceled && !record.attempted)
+        .times(1)
+        .returning(|_, _| Ok(true));
+    assert_eq!(
+        block_on(mocks.control_plane().deliver_webhooks(1)).unwrap(),
+        1
+    );
+}
