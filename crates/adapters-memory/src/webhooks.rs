@@ -190,11 +190,16 @@ impl WebhookStore for MemoryStore {
     async fn update_endpoint(
         &self,
         endpoint: &WebhookEndpoint,
+        read_status: EndpointStatus,
         trail: &Trail,
         done: Option<Completion>,
     ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        if !state.endpoints.contains_key(&endpoint.id) {
+        let unchanged = state
+            .endpoints
+            .get(&endpoint.id)
+            .is_some_and(|stored| stored.status == read_status);
+        if !unchanged {
             return Ok(false);
         }
         state.check_claim(done.as_ref().map(|d| &d.claim))?;

@@ -300,6 +300,7 @@ impl WebhookStore for PgStore {
     async fn update_endpoint(
         &self,
         endpoint: &WebhookEndpoint,
+        read_status: EndpointStatus,
         trail: &Trail,
         done: Option<Completion>,
     ) -> Result<bool, StoreError> {
@@ -310,7 +311,8 @@ impl WebhookStore for PgStore {
             let written = diesel::update(
                 webhook_endpoints::table
                     .find(row.id)
-                    .filter(dsl::deleted_at.is_null()),
+                    .filter(dsl::deleted_at.is_null())
+                    .filter(dsl::status.eq(read_status.as_str())),
             )
             .set((
                 dsl::url.eq(&row.url),

@@ -503,11 +503,13 @@ pub trait WebhookStore: Send + Sync {
         page: PageRequest,
     ) -> Result<Vec<WebhookEndpoint>, StoreError>;
 
-    /// Replaces the stored endpoint (url, events, description, status, failure count) with its
-    /// trail; `false` (nothing written) if it no longer exists.
+    /// Replaces the stored endpoint (url, events, description, status, failure count, updated
+    /// at) with its trail, if its stored status is still `read_status` (a worker may have paused
+    /// it meanwhile); `false` (nothing written) if it changed or no longer exists.
     async fn update_endpoint(
         &self,
         endpoint: &WebhookEndpoint,
+        read_status: crate::webhooks::EndpointStatus,
         trail: &Trail,
         done: Option<Completion>,
     ) -> Result<bool, StoreError>;

@@ -733,9 +733,28 @@ pub async fn endpoints_round_trip_update_and_delete(s: &Stores) {
         updated_at: at(20),
         ..hooks.clone()
     };
+    // Written only over the status it was read with: a pause meanwhile is not undone.
+    let paused_meanwhile = WebhookEndpoint {
+        description: Some("patched".to_owned()),
+        ..hooks.clone()
+    };
+    assert!(!s
+        .webhooks
+        .update_endpoint(
+            &paused_meanwhile,
+            EndpointStatus::AutoPaused,
+            &Trail::none(),
+            None
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        s.webhooks.find_endpoint(hooks.id).await.unwrap(),
+        Some(hooks.clone())
+    );
     assert!(s
         .webhooks
-        .update_endpoint(&changed, &Trail::none(), None)
+        .update_endpoint(&changed, EndpointStatus::Enabled, &Trail::none(), None)
         .await
         .unwrap());
     assert_eq!(
@@ -765,7 +784,7 @@ pub async fn endpoints_round_trip_update_and_delete(s: &Stores) {
     assert_eq!(s.webhooks.find_endpoint(target.id).await.unwrap(), None);
     assert!(!s
         .webhooks
-        .update_endpoint(&target, &Trail::none(), None)
+        .update_endpoint(&target, EndpointStatus::Enabled, &Trail::none(), None)
         .await
         .unwrap());
     let claimed = claim_deliveries(s, later()).await;

@@ -1,6 +1,6 @@
 //! Webhook endpoints, their deliveries, and the worker that attempts them (API.md §7).
 
-use super::ControlPlane;
+use super::{ControlPlane, MAX_ATTEMPTS};
 use crate::api_key::Scope;
 use crate::audit::{AuditData, AuditEventType};
 use crate::error::{ConflictSubject, Resource};
@@ -195,44 +195,56 @@ impl ControlPlane {
         if !errors.is_empty() {
             return Err(DomainError::Validation(errors));
         }
-        let current = self.load_endpoint(principal, id).await?;
-        policy::ensure_writable(principal.acting_organization())?;
-        let mut next = current.clone();
-        if let Some(url) = url {
-            if url != current.url {
-                self.vet(&url).await?;
+        if let Some(url) = &url {
+            self.vet(url).await?;
+        }
+        // Compare-and-set on the status read: a worker may pause the endpoint meanwhile, and a
+        // patch of its description must not silently enable it again.
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.load_endpoint(principal, id).await?;
+            let owner = self
+                .ports
+                .organizations
+                .find(current.organization_id)
+                .await?
+                .ok_or(DomainError::NotFound(Resource::WebhookEndpoint))?;
+            policy::ensure_writable(&owner)?;
+            let mut next = current.clone();
+            if let Some(url) = &url {
+                next.url = url.clone();
             }
-            next.url = url;
-        }
-        if let Some(events) = events {
-            next.events = events;
-        }
-        if let Some(description) = patch.description {
-            next.description = description;
-        }
-        if let Some(status) = status {
-            if status == EndpointStatus::Enabled && current.status != EndpointStatus::Enabled {
-                next.consecutive_failures = 0;
+            if let Some(events) = &events {
+                next.events = events.clone();
             }
-            next.status = status;
+            if let Some(description) = &patch.description {
+                next.description = description.clone();
+            }
+            if let Some(status) = status {
+                if status == EndpointStatus::Enabled && current.status != EndpointStatus::Enabled {
+                    next.consecutive_failures = 0;
+                }
+                next.status = status;
+            }
+            if next == current {
+                return Ok(current);
+            }
+            let now = self.ports.clock.now();
+            next.updated_at = now;
+            let trail =
+                self.endpoint_trail(principal, &next, AuditEventType::WebhookEndpointUpdated);
+            let done = idempotency.as_ref().map(|i| i.complete(&next, now));
+            let written = self
+                .ports
+                .webhooks
+                .update_endpoint(&next, current.status, &trail, done)
+                .await?;
+            if written {
+                return Ok(next);
+            }
         }
-        if next == current {
-            return Ok(current);
-        }
-        let now = self.ports.clock.now();
-        next.updated_at = now;
-        let trail = self.endpoint_trail(principal, &next, AuditEventType::WebhookEndpointUpdated);
-        let done = idempotency.map(|i| i.complete(&next, now));
-        if self
-            .ports
-            .webhooks
-            .update_endpoint(&next, &trail, done)
-            .await?
-        {
-            Ok(next)
-        } else {
-            Err(DomainError::NotFound(Resource::WebhookEndpoint))
-        }
+        Err(DomainError::Store(crate::ports::StoreError::Unavailable(
+            "the endpoint is changing too often to apply this change; retry".to_owned(),
+        )))
     }
 
     /// Deletes an endpoint; its deliveries still pending are canceled.
