@@ -72,9 +72,20 @@ async fn admit_and_serve(
             }
         }
     };
-    if let Some(RefusedKey(id)) = request.extensions().get::<RefusedKey>() {
-        key_id = Some(id.to_string());
-    }
+    // Every response carries the rate-limit headers (API.md §1.7): a key the kill switch refused
+    // shows its budget uncounted; a request with no key shows that nothing limits it.
+    let refused_key = request
+        .extensions()
+        .get::<RefusedKey>()
+        .map(|refused| (refused.key, refused.tier));
+    let rate_verdict = match (rate_verdict, refused_key) {
+        (Some(verdict), _) => verdict,
+        (None, Some((key, tier))) => {
+            key_id = Some(key.to_string());
+            rate_limit::show(&request, key, tier)
+        }
+        (None, None) => rate_limit::unmetered(request.method(), request.match_pattern().as_deref()),
+    };
     let mut response = match admitted {
         Err(refused) => request.into_response(refused.error_response()),
         // Inner services answer errors as responses; an `Err` here can only come from a
@@ -92,9 +103,7 @@ async fn admit_and_serve(
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
     }
-    if let Some(verdict) = rate_verdict {
-        verdict.write_headers(response.headers_mut());
-    }
+    rate_verdict.write_headers(response.headers_mut());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
             .headers_mut()
@@ -145,15 +154,21 @@ async fn admit(request: &ServiceRequest, request_id: &str) -> Result<Principal, 
         Ok(principal) => Ok(principal),
         Err(DomainError::KillSwitch(kill)) => {
             // Refused, but identified: the request log names the key.
-            request.extensions_mut().insert(RefusedKey(kill.api_key_id));
+            request.extensions_mut().insert(RefusedKey {
+                key: kill.api_key_id,
+                tier: kill.rate_limit_tier,
+            });
             Err(DomainError::KillSwitch(kill).into())
         }
         Err(other) => Err(other.into()),
     }
 }
 
-/// The key the kill switch refused, for the request log.
-struct RefusedKey(domain::ApiKeyId);
+/// The key the kill switch refused: the request log names it, the answer shows its budget.
+struct RefusedKey {
+    key: domain::ApiKeyId,
+    tier: domain::api_key::RateLimitTier,
+}
 
 /// Why the caller may not act inside the organization its `X-Layers-Organization` names; the
 /// handler's `Caller` answers it.

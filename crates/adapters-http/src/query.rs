@@ -61,7 +61,8 @@ impl Query {
 
     /// `since` and `until` of a listing by time (API.md §1.4), both inclusive, `Z` form only.
     /// Instants are shown to the millisecond and kept to the microsecond: `until` takes in the
-    /// whole millisecond it names, so an item's own shown time finds it.
+    /// whole of the last unit it names, down to the millisecond, so an item's own shown time
+    /// finds it (`…02.187Z` takes in `…02.187999`); finer digits are taken as written.
     pub fn period(&self) -> Result<(Option<Timestamp>, Option<Timestamp>), ApiError> {
         let since = self
             .get("since")
@@ -69,10 +70,25 @@ impl Query {
             .transpose()?;
         let until = self
             .get("until")
-            .map(|raw| z_instant("until", raw).map(|t| t.plus(time::Duration::microseconds(999))))
+            .map(|raw| {
+                z_instant("until", raw)
+                    .map(|t| t.plus(time::Duration::microseconds(unnamed_micros(raw))))
+            })
             .transpose()?;
         Ok((since, until))
     }
+}
+
+/// Microseconds below the last fractional digit of an instant, if the millisecond is named
+/// (`…02Z` and `…02.187Z` name a millisecond: 999; `…02.1871Z`: 99; six digits or more: 0).
+fn unnamed_micros(raw: &str) -> i64 {
+    let digits = raw
+        .split_once('.')
+        .map_or(0, |(_, fraction)| {
+            fraction.chars().take_while(char::is_ascii_digit).count()
+        })
+        .clamp(3, 6);
+    10_i64.pow(6 - digits as u32) - 1
 }
 
 /// An instant in the `Z` form only (API.md §1.4): `2026-06-03T18:14:02.187Z`.
@@ -89,4 +105,20 @@ fn z_instant(field: &str, raw: &str) -> Result<Timestamp, ApiError> {
     let parsed = OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| invalid())?;
     Timestamp::from_unix_micros(Timestamp::from_offset_datetime(parsed).unix_micros())
         .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unnamed_micros;
+
+    #[test]
+    fn until_takes_in_the_rest_of_the_millisecond_it_names_and_no_more() {
+        assert_eq!(unnamed_micros("2026-06-03T18:14:02Z"), 999);
+        assert_eq!(unnamed_micros("2026-06-03T18:14:02.1Z"), 999);
+        assert_eq!(unnamed_micros("2026-06-03T18:14:02.187Z"), 999);
+        assert_eq!(unnamed_micros("2026-06-03T18:14:02.1871Z"), 99);
+        assert_eq!(unnamed_micros("2026-06-03T18:14:02.18712Z"), 9);
+        assert_eq!(unnamed_micros("2026-06-03T18:14:02.187123Z"), 0);
+        assert_eq!(unnamed_micros("2026-06-03T18:14:02.187123456Z"), 0);
+    }
 }

@@ -109,8 +109,15 @@ const MIN_SWEEP_SIZE: usize = 4_096;
 /// What the limiter decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// The key's tier has no limit.
+    /// No limit applies: the key's tier has none, or there is no key (public routes, `401`,
+    /// authentication that could not read the store).
     Unlimited,
+    /// Not counted (the kill switch refused it), but the key's budget is shown as it stands.
+    NotCounted {
+        limit: u32,
+        remaining: u32,
+        reset: Duration,
+    },
     Admitted {
         limit: u32,
         /// Requests that could follow at once, back to back, before one is refused.
@@ -186,10 +193,7 @@ impl RateLimiter {
         // while the lock was held cannot have left it half-changed.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.sweep_if_due(now);
-        let tat = state
-            .tat
-            .get(&(key, class))
-            .map_or(now, |&tat| tat.max(now));
+        let tat = state.full_at(key, class, now);
         let next = tat + interval;
         if next > horizon {
             return Decision::Refused {
@@ -199,11 +203,33 @@ impl RateLimiter {
             };
         }
         state.tat.insert((key, class), next);
-        let remaining = (horizon - next).as_nanos() / interval.as_nanos();
         Decision::Admitted {
             limit,
-            remaining: u32::try_from(remaining).unwrap_or(limit),
+            remaining: requests_before(horizon, next, interval, limit),
             reset: next - now,
+        }
+    }
+
+    /// The budget of `key` in `class` as it stands at `now`, without counting a request.
+    pub fn peek_at(
+        &self,
+        key: ApiKeyId,
+        class: EndpointClass,
+        tier: RateLimitTier,
+        now: Instant,
+    ) -> Decision {
+        let Some(limit) = per_minute(tier, class) else {
+            return Decision::Unlimited;
+        };
+        let tat = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .full_at(key, class, now);
+        Decision::NotCounted {
+            limit,
+            remaining: requests_before(now + PERIOD, tat, PERIOD / limit, limit),
+            reset: tat - now,
         }
     }
 
@@ -221,7 +247,18 @@ impl RateLimiter {
     }
 }
 
+/// How many requests, one `interval` each, fit between `tat` and `horizon`.
+fn requests_before(horizon: Instant, tat: Instant, interval: Duration, limit: u32) -> u32 {
+    let fit = horizon.saturating_duration_since(tat).as_nanos() / interval.as_nanos();
+    u32::try_from(fit).unwrap_or(limit)
+}
+
 impl State {
+    /// The instant the budget of `key` in `class` is full again; `now` when it already is.
+    fn full_at(&self, key: ApiKeyId, class: EndpointClass, now: Instant) -> Instant {
+        self.tat.get(&(key, class)).map_or(now, |&tat| tat.max(now))
+    }
+
     fn sweep_if_due(&mut self, now: Instant) {
         if now < self.next_sweep && self.tat.len() <= self.sweep_above {
             return;
@@ -242,7 +279,7 @@ pub(crate) struct Verdict {
 
 /// Counts the request of an authenticated principal that passed the kill switch.
 pub(crate) fn check(request: &ServiceRequest, principal: &Principal) -> Verdict {
-    let class = endpoint_class(request.method(), request.match_pattern().as_deref());
+    let class = class_of(request);
     let decision = match request.app_data::<web::Data<ApiState>>() {
         Some(state) => {
             state
@@ -255,6 +292,34 @@ pub(crate) fn check(request: &ServiceRequest, principal: &Principal) -> Verdict 
     Verdict { class, decision }
 }
 
+/// A request the kill switch refused: not counted (after `resume` the key's budget is what it
+/// was), but its answer shows the key's budget like any other.
+pub(crate) fn show(request: &ServiceRequest, key: ApiKeyId, tier: RateLimitTier) -> Verdict {
+    let class = class_of(request);
+    let decision = match request.app_data::<web::Data<ApiState>>() {
+        Some(state) => state.rate_limiter.peek_at(key, class, tier, Instant::now()),
+        None => Decision::Unlimited,
+    };
+    Verdict { class, decision }
+}
+
+/// A request with no key to count it against: public routes, `401`, an authentication the store
+/// could not answer. Nothing limits those, and the headers say so.
+pub(crate) fn unmetered(method: &Method, route: Option<&str>) -> Verdict {
+    Verdict {
+        class: endpoint_class(method, route),
+        decision: Decision::Unlimited,
+    }
+}
+
+fn class_of(request: &ServiceRequest) -> EndpointClass {
+    endpoint_class(request.method(), request.match_pattern().as_deref())
+}
+
+/// What `X-RateLimit-Limit` and `X-RateLimit-Remaining` say when no limit applies: the largest
+/// number the headers carry, so a client that reads them as integers needs no special case.
+const NO_LIMIT: u32 = u32::MAX;
+
 impl Verdict {
     /// `429 RATE_LIMITED` when the limiter refused.
     pub(crate) fn enforce(&self) -> Result<(), ApiError> {
@@ -266,7 +331,7 @@ impl Verdict {
                 limit,
                 whole_seconds(retry_after),
             )),
-            Decision::Unlimited | Decision::Admitted { .. } => Ok(()),
+            Decision::Unlimited | Decision::Admitted { .. } | Decision::NotCounted { .. } => Ok(()),
         }
     }
 
@@ -277,8 +342,13 @@ impl Verdict {
             HeaderValue::from_static(self.class.as_str()),
         );
         let (limit, remaining, reset) = match self.decision {
-            Decision::Unlimited => return,
+            Decision::Unlimited => (NO_LIMIT, NO_LIMIT, Duration::ZERO),
             Decision::Admitted {
+                limit,
+                remaining,
+                reset,
+            }
+            | Decision::NotCounted {
                 limit,
                 remaining,
                 reset,
@@ -299,15 +369,19 @@ impl Verdict {
         );
         headers.insert(
             HeaderName::from_static("x-ratelimit-reset"),
-            whole_seconds(reset).into(),
+            rounded_up_seconds(reset).into(),
         );
     }
 }
 
 /// Whole seconds, rounded up (waiting that long is always enough), at least 1.
 fn whole_seconds(duration: Duration) -> u64 {
-    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
-    secs.max(1)
+    rounded_up_seconds(duration).max(1)
+}
+
+/// Whole seconds, rounded up: `0` only for no time at all (a full budget).
+fn rounded_up_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 #[cfg(test)]
@@ -511,6 +585,42 @@ mod tests {
     }
 
     #[test]
+    fn a_peek_shows_the_budget_and_counts_nothing() {
+        let start = Instant::now();
+        let limiter = RateLimiter::starting_at(start);
+        let tier = RateLimitTier::Standard;
+        let fresh = limiter.peek_at(key(1), EndpointClass::Read, tier, start);
+        assert_eq!(
+            fresh,
+            Decision::NotCounted {
+                limit: 120,
+                remaining: 120,
+                reset: Duration::ZERO,
+            }
+        );
+        for _ in 0..10 {
+            admitted(limiter.check_at(key(1), EndpointClass::Read, tier, start));
+        }
+        for _ in 0..3 {
+            assert_eq!(
+                limiter.peek_at(key(1), EndpointClass::Read, tier, start),
+                Decision::NotCounted {
+                    limit: 120,
+                    remaining: 110,
+                    reset: Duration::from_secs(5),
+                }
+            );
+        }
+        let (_, remaining, _) =
+            admitted(limiter.check_at(key(1), EndpointClass::Read, tier, start));
+        assert_eq!(remaining, 109, "the peeks counted nothing");
+        assert_eq!(
+            limiter.peek_at(key(1), EndpointClass::Read, RateLimitTier::Unlimited, start),
+            Decision::Unlimited
+        );
+    }
+
+    #[test]
     fn keys_and_classes_have_budgets_of_their_own() {
         let start = Instant::now();
         let limiter = RateLimiter::starting_at(start);
@@ -611,67 +721,55 @@ mod tests {
     }
 
     #[test]
-    fn headers_on_admission_refusal_and_unlimited() {
-        let header = |headers: &HeaderMap, name: &str| {
-            headers.get(name).map(|v| v.to_str().unwrap().to_owned())
-        };
-        let mut headers = HeaderMap::new();
-        Verdict {
-            class: EndpointClass::Read,
-            decision: Decision::Admitted {
-                limit: 120,
-                remaining: 7,
-                reset: Duration::from_millis(56_500),
-            },
+    fn headers_on_admission_refusal_peek_and_unlimited() {
+        // (class, decision) → class, limit, remaining, reset, retry-after
+        let cases = [
+            (
+                EndpointClass::Read,
+                Decision::Admitted {
+                    limit: 120,
+                    remaining: 7,
+                    reset: Duration::from_millis(56_500),
+                },
+                ["read", "120", "7", "57", "-"],
+            ),
+            (
+                EndpointClass::Write,
+                Decision::Refused {
+                    limit: 60,
+                    retry_after: Duration::from_millis(300),
+                    reset: PERIOD,
+                },
+                ["write", "60", "0", "60", "1"],
+            ),
+            (
+                EndpointClass::Write,
+                Decision::NotCounted {
+                    limit: 60,
+                    remaining: 60,
+                    reset: Duration::ZERO,
+                },
+                ["write", "60", "60", "0", "-"],
+            ),
+            (
+                EndpointClass::Work,
+                Decision::Unlimited,
+                ["work", "4294967295", "4294967295", "0", "-"],
+            ),
+        ];
+        for (class, decision, expected) in cases {
+            let mut headers = HeaderMap::new();
+            Verdict { class, decision }.write_headers(&mut headers);
+            let shown = [
+                "x-ratelimit-endpoint-class",
+                "x-ratelimit-limit",
+                "x-ratelimit-remaining",
+                "x-ratelimit-reset",
+                "retry-after",
+            ]
+            .map(|name| headers.get(name).map_or("-", |v| v.to_str().unwrap()));
+            assert_eq!(shown, expected, "{decision:?}");
         }
-        .write_headers(&mut headers);
-        assert_eq!(
-            header(&headers, "x-ratelimit-limit").as_deref(),
-            Some("120")
-        );
-        assert_eq!(
-            header(&headers, "x-ratelimit-remaining").as_deref(),
-            Some("7")
-        );
-        assert_eq!(header(&headers, "x-ratelimit-reset").as_deref(), Some("57"));
-        assert_eq!(
-            header(&headers, "x-ratelimit-endpoint-class").as_deref(),
-            Some("read")
-        );
-        assert_eq!(header(&headers, "retry-after"), None);
-
-        let mut headers = HeaderMap::new();
-        Verdict {
-            class: EndpointClass::Write,
-            decision: Decision::Refused {
-                limit: 60,
-                retry_after: Duration::from_millis(300),
-                reset: PERIOD,
-            },
-        }
-        .write_headers(&mut headers);
-        assert_eq!(header(&headers, "retry-after").as_deref(), Some("1"));
-        assert_eq!(
-            header(&headers, "x-ratelimit-remaining").as_deref(),
-            Some("0")
-        );
-        assert_eq!(header(&headers, "x-ratelimit-reset").as_deref(), Some("60"));
-        assert_eq!(
-            header(&headers, "x-ratelimit-endpoint-class").as_deref(),
-            Some("write")
-        );
-
-        let mut headers = HeaderMap::new();
-        Verdict {
-            class: EndpointClass::Work,
-            decision: Decision::Unlimited,
-        }
-        .write_headers(&mut headers);
-        assert_eq!(
-            header(&headers, "x-ratelimit-endpoint-class").as_deref(),
-            Some("work")
-        );
-        assert_eq!(header(&headers, "x-ratelimit-limit"), None);
     }
 
     /// The patterns the gate sees are the ones [`WORK_ROUTES`] lists: full paths with

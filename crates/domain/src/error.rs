@@ -77,6 +77,9 @@ pub struct KillSwitch {
     pub scope: KillScope,
     /// The key that was refused (for the request log; never a secret).
     pub api_key_id: ApiKeyId,
+    /// That key's tier: the refusal is not counted against its budget, but its answer still
+    /// shows the budget (API.md §1.7, "every response").
+    pub rate_limit_tier: crate::api_key::RateLimitTier,
     /// The organization the key belongs to, or the suspended organization.
     pub organization_id: OrganizationId,
     /// When the organization was suspended, or the key killed.

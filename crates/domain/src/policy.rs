@@ -72,6 +72,7 @@ pub fn kill_switch(credentials: &Credentials, now: Timestamp) -> Result<(), Kill
         return Err(KillSwitch {
             scope: KillScope::Key(credentials.key.id),
             api_key_id: credentials.key.id,
+            rate_limit_tier: credentials.key.rate_limit_tier,
             organization_id: credentials.key.organization_id,
             suspended_at: at,
         });
@@ -83,6 +84,7 @@ pub fn kill_switch(credentials: &Credentials, now: Timestamp) -> Result<(), Kill
             org.status.suspended_since().map(|since| KillSwitch {
                 scope: KillScope::Organization,
                 api_key_id: credentials.key.id,
+                rate_limit_tier: credentials.key.rate_limit_tier,
                 organization_id: org.id,
                 suspended_at: since,
             })

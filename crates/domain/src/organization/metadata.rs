@@ -35,17 +35,12 @@ impl Metadata {
 
     /// The metadata after `patch`, with the bounds checked on the result.
     pub fn patched(&self, patch: MetadataPatch) -> Result<Self, Vec<FieldError>> {
+        patch.check_pairs()?;
         let sent = match patch {
             MetadataPatch::Clear => return Ok(Self::default()),
             MetadataPatch::Merge(sent) => sent,
         };
-        let mut errors: Vec<FieldError> = sent
-            .iter()
-            .filter_map(|(key, value)| check_pair(key, value).err())
-            .collect();
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+        let mut errors = Vec::new();
         let mut merged = self.0.clone();
         for (key, value) in sent {
             if value.is_empty() {
@@ -75,6 +70,26 @@ impl Metadata {
 
     pub fn pairs(&self) -> &BTreeMap<String, String> {
         &self.0
+    }
+}
+
+impl MetadataPatch {
+    /// The checks that need nothing stored: each sent key and value on its own. They are request
+    /// validation (`422` before `404`, API.md §1.2); the bounds of the merged result are checked
+    /// by [`Metadata::patched`], once the stored metadata is known.
+    pub fn check_pairs(&self) -> Result<(), Vec<FieldError>> {
+        let errors: Vec<FieldError> = match self {
+            Self::Clear => Vec::new(),
+            Self::Merge(sent) => sent
+                .iter()
+                .filter_map(|(key, value)| check_pair(key, value).err())
+                .collect(),
+        };
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 

@@ -178,10 +178,17 @@ impl ControlPlane {
             .as_ref()
             .map(|email| email.as_deref().map(BillingEmail::parse).transpose())
             .transpose();
-        let (name, billing_email) = match (name, billing_email) {
-            (Ok(name), Ok(email)) => (name, email),
-            (name, email) => {
-                let errors = [name.err(), email.err()].into_iter().flatten().collect();
+        // Everything the request alone decides is checked before the organization is read
+        // (422 before 404 and 409, API.md §1.2); only the bounds of the merged metadata wait.
+        let metadata_pairs = patch.metadata.as_ref().map(MetadataPatch::check_pairs);
+        let (name, billing_email) = match (name, billing_email, metadata_pairs) {
+            (Ok(name), Ok(email), None | Some(Ok(()))) => (name, email),
+            (name, email, pairs) => {
+                let errors = [name.err(), email.err()]
+                    .into_iter()
+                    .flatten()
+                    .chain(pairs.and_then(Result::err).into_iter().flatten())
+                    .collect();
                 return Err(DomainError::Validation(errors));
             }
         };

@@ -9,6 +9,7 @@ store_tests!(
     wrong_methods_and_unknown_routes_have_envelopes,
     bodies_are_bounded_and_validated,
     malformed_ids_name_the_parameter,
+    a_bad_patch_is_422_before_404_and_409,
 );
 
 async fn every_bad_key_gets_the_same_401(app: TestApp) {
@@ -153,4 +154,52 @@ async fn malformed_ids_name_the_parameter(app: TestApp) {
             );
         }
     }
+}
+
+/// API.md §1.2: request validation (422) before existence (404) before state (409). What the
+/// request alone decides — each metadata pair, the name, the email — is checked first; only the
+/// bounds of the merged metadata need the stored organization.
+async fn a_bad_patch_is_422_before_404_and_409(app: TestApp) {
+    let archived = app.create_child("Gone").await;
+    app.delete(&format!("/v1/organizations/{archived}"), &app.admin_key)
+        .await
+        .assert_ok(200);
+    let nobody = format!("org_{}", uuid::Uuid::new_v4());
+    for target in [nobody.as_str(), archived.as_str()] {
+        for (body, field) in [
+            (json!({"metadata": {"k": "v".repeat(501)}}), "metadata.k"),
+            (json!({"metadata": {"": "v"}}), "metadata."),
+            (json!({"name": " "}), "name"),
+            (json!({"billingEmail": "nope"}), "billingEmail"),
+        ] {
+            let refused = app
+                .patch(
+                    &format!("/v1/organizations/{target}"),
+                    &app.admin_key,
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(
+                refused.assert_error(422, "VALIDATION")["fields"][0]["field"],
+                field,
+                "{target} {body}"
+            );
+        }
+    }
+    // A well-formed patch then meets the 404 and the 409.
+    let fine = json!({"metadata": {"k": "v"}});
+    app.patch(
+        &format!("/v1/organizations/{nobody}"),
+        &app.admin_key,
+        fine.clone(),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    app.patch(
+        &format!("/v1/organizations/{archived}"),
+        &app.admin_key,
+        fine,
+    )
+    .await
+    .assert_error(409, "CONFLICT");
 }

@@ -214,13 +214,7 @@ async fn unlimited_never_limits(app: TestApp) {
         let response = operator.get("/v1/whoami", &operator.admin_key).await;
         response.assert_ok(200);
         assert_eq!(class(&response), "read");
-        for name in [
-            "x-ratelimit-limit",
-            "x-ratelimit-remaining",
-            "x-ratelimit-reset",
-        ] {
-            assert_eq!(header(&response, name), None, "no limit, no numbers");
-        }
+        assert_says_no_limit(&response);
     }
     let child = operator.create_child("Tooling target").await;
     for _ in 0..80 {
@@ -232,11 +226,32 @@ async fn unlimited_never_limits(app: TestApp) {
             .await;
         response.assert_ok(200);
         assert_eq!(class(&response), "write");
-        assert_eq!(header(&response, "x-ratelimit-limit"), None);
+        assert_says_no_limit(&response);
     }
 }
 
-async fn responses_without_a_key_carry_no_rate_limit_headers(app: TestApp) {
+/// The headers of a request no limit applies to (docs/rate-limits.md): the largest number,
+/// nothing to wait for.
+#[track_caller]
+fn assert_says_no_limit(response: &Response) {
+    for name in RATE_LIMIT_HEADERS {
+        assert!(
+            header(response, name).is_some(),
+            "{name} on {}",
+            response.status
+        );
+    }
+    assert_eq!(number(response, "x-ratelimit-limit"), u64::from(u32::MAX));
+    assert_eq!(
+        number(response, "x-ratelimit-remaining"),
+        u64::from(u32::MAX)
+    );
+    assert_eq!(number(response, "x-ratelimit-reset"), 0);
+    assert_eq!(header(response, "retry-after"), None);
+}
+
+/// "Every response carries" the headers (API.md §1.7), those with no key to count too.
+async fn responses_without_a_key_say_no_limit_applies(app: TestApp) {
     let mut responses = vec![
         app.request(reqwest::Method::GET, "/v1/whoami", None, None)
             .await,
@@ -246,16 +261,17 @@ async fn responses_without_a_key_carry_no_rate_limit_headers(app: TestApp) {
         responses.push(app.request(reqwest::Method::GET, path, None, None).await);
     }
     for response in &responses {
-        for name in RATE_LIMIT_HEADERS.iter().chain(&["retry-after"]) {
-            assert_eq!(
-                header(response, name),
-                None,
-                "{name} on {}",
-                response.status
-            );
-        }
+        assert_says_no_limit(response);
+        assert_eq!(class(response), "read");
     }
     responses[0].assert_error(401, "UNAUTHENTICATED");
+    responses[1].assert_error(401, "UNAUTHENTICATED");
+    let unauthenticated_write = app
+        .post("/v1/organizations", "lp_live_nope", json!({"name": "x"}))
+        .await;
+    unauthenticated_write.assert_error(401, "UNAUTHENTICATED");
+    assert_says_no_limit(&unauthenticated_write);
+    assert_eq!(class(&unauthenticated_write), "write");
 }
 
 async fn the_kill_switch_answer_is_not_counted(app: TestApp) {
@@ -271,10 +287,24 @@ async fn the_kill_switch_answer_is_not_counted(app: TestApp) {
     for _ in 0..20 {
         let refused = app.get("/v1/whoami", &key).await;
         refused.assert_error(503, "KILL_SWITCH");
-        for name in RATE_LIMIT_HEADERS {
-            assert_eq!(header(&refused, name), None, "{name} on 503 KILL_SWITCH");
-        }
+        // The key's budget as it stands: shown, never spent by the refusals.
+        assert_eq!(class(&refused), "read");
+        assert_eq!(number(&refused, "x-ratelimit-limit"), 120);
+        assert!(number(&refused, "x-ratelimit-remaining") >= 119);
+        assert!(number(&refused, "x-ratelimit-reset") <= 1);
+        assert_eq!(header(&refused, "retry-after"), None);
     }
+    let refused_write = app
+        .post(
+            &format!("/v1/organizations/{child}/api-keys"),
+            &key,
+            json!({}),
+        )
+        .await;
+    refused_write.assert_error(503, "KILL_SWITCH");
+    assert_eq!(class(&refused_write), "write");
+    assert_eq!(number(&refused_write, "x-ratelimit-limit"), 60);
+    assert_eq!(number(&refused_write, "x-ratelimit-remaining"), 60);
     app.post_empty(&format!("/v1/organizations/{child}/resume"), &app.admin_key)
         .await
         .assert_ok(200);
@@ -290,6 +320,6 @@ crate::store_tests!(
     the_endpoint_class_is_read_for_get_and_write_for_post_patch_delete,
     keys_and_classes_have_budgets_of_their_own,
     unlimited_never_limits,
-    responses_without_a_key_carry_no_rate_limit_headers,
+    responses_without_a_key_say_no_limit_applies,
     the_kill_switch_answer_is_not_counted,
 );
