@@ -374,6 +374,7 @@ impl OrganizationStore for MemoryStore {
         expected: Revision,
         reclaim: Reclaim,
         trail: &Trail,
+        done: Option<PendingCompletion<Archive>>,
     ) -> Result<Archive, StoreError> {
         let OrganizationStatus::Archived { at } = org.status else {
             return Err(StoreError::Internal(
@@ -384,6 +385,7 @@ impl OrganizationStore for MemoryStore {
         if !is_current(&state, org.id, expected) {
             return Ok(Archive::Stale);
         }
+        state.check_claim(done.as_ref().map(|d| &d.claim))?;
         state.organizations.insert(org.id, org.clone());
         let mut revoked_keys = 0;
         for key in state.api_keys.values_mut() {
@@ -404,10 +406,12 @@ impl OrganizationStore for MemoryStore {
         });
         state.cancel_deliveries_of(org.id, at);
         state.write_trail(trail, reclaimed_credits);
-        Ok(Archive::Applied {
+        let applied = Archive::Applied {
             revoked_keys,
             reclaimed_credits,
-        })
+        };
+        state.write_completion(done.map(|d| d.resolve(&applied)));
+        Ok(applied)
     }
 }
 

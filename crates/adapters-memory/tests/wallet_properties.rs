@@ -282,7 +282,7 @@ impl World {
                     .map(drop)
             }
             Step::Archive { child } => plane
-                .archive_organization(&self.parent, self.children[child].0)
+                .archive_organization(&self.parent, self.children[child].0, None)
                 .await
                 .map(drop),
             Step::Suspend { child } => plane

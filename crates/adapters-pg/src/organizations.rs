@@ -5,7 +5,7 @@ use diesel::prelude::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use domain::idempotency::Completion;
+use domain::idempotency::{Completion, PendingCompletion};
 use domain::organization::{Organization, Revision, StatusKind};
 use domain::pagination::PageRequest;
 use domain::ports::{Archive, OrganizationStore, Reclaim, StoreError, Write};
@@ -116,6 +116,7 @@ impl OrganizationStore for PgStore {
         expected: Revision,
         reclaim: Reclaim,
         trail: &Trail,
+        done: Option<PendingCompletion<Archive>>,
     ) -> Result<Archive, StoreError> {
         let Some(archived_at) = org.status.archived_at() else {
             return Err(StoreError::Internal(
@@ -154,13 +155,15 @@ impl OrganizationStore for PgStore {
             // endpoints, never to the archived organization's own.
             crate::webhooks::cancel_pending_of_organization(conn, id, archived_at).await?;
             crate::trail::write(conn, &trail.resolved(reclaimed_credits)).await?;
-            Ok(Archive::Applied {
+            let applied = Archive::Applied {
                 revoked_keys: u64::try_from(revoked).unwrap_or(u64::MAX),
                 reclaimed_credits,
-            })
+            };
+            complete_with_effect(conn, done.map(|d| d.resolve(&applied)).as_ref()).await?;
+            Ok(applied)
         })
         .await
-        .map_err(from_diesel)
+        .map_err(from_effect_transaction)
     }
 }
 

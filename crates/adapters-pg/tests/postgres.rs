@@ -302,6 +302,7 @@ async fn the_audit_log_is_append_only_and_outlives_an_archive() {
         child.revision,
         store_contract::fixtures::reclaim(),
         &Trail::none(),
+        None,
     )
     .await
     .unwrap();

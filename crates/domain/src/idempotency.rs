@@ -166,13 +166,13 @@ impl<V> fmt::Debug for PendingCompletion<V> {
 impl<T: 'static> Idempotency<T> {
     /// A completion rendered later from a `V` the store finds, through `outcome`.
     pub fn pending<V>(
-        self,
+        &self,
         now: Timestamp,
         outcome: impl Fn(&V) -> T + Send + Sync + 'static,
     ) -> PendingCompletion<V> {
-        let render = self.render;
+        let render = self.render.clone();
         PendingCompletion {
-            claim: self.claim,
+            claim: self.claim.clone(),
             expires_at: now.plus(REPLAY_WINDOW),
             render: Box::new(move |value| render(&outcome(value))),
         }

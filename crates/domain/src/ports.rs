@@ -172,17 +172,19 @@ pub trait OrganizationStore: Send + Sync {
     /// none when there is nothing to move), and cancels its scheduled jobs — except the expiry
     /// of reservations still held, which must still end — and its webhook deliveries still
     /// pending, which become `canceled`. The trail is written resolved with the amount swept
-    /// ([`Trail::resolved`]). Otherwise (or if there is no such organization) writes nothing:
-    /// [`Archive::Stale`].
+    /// ([`Trail::resolved`]), and `done`, rendered from the [`Archive::Applied`] figures, with it.
+    /// Otherwise (or if there is no such organization) writes nothing: [`Archive::Stale`].
     ///
     /// # Errors
-    /// [`StoreError::Internal`] if `org` is not archived.
+    /// [`StoreError::Internal`] if `org` is not archived; [`StoreError::Unavailable`] (and
+    /// nothing written) if `done`'s claim was lost.
     async fn archive(
         &self,
         org: &Organization,
         expected: Revision,
         reclaim: Reclaim,
         trail: &Trail,
+        done: Option<PendingCompletion<Archive>>,
     ) -> Result<Archive, StoreError>;
 }
 

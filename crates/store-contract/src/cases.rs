@@ -436,7 +436,7 @@ pub async fn archive_revokes_every_active_key_at_the_archive_instant(s: &Stores)
     let gone = archived(&child, archive_at);
     assert_eq!(
         s.organizations
-            .archive(&gone, child.revision, reclaim(), &Trail::none())
+            .archive(&gone, child.revision, reclaim(), &Trail::none(), None)
             .await
             .unwrap(),
         Archive::Applied {
@@ -466,7 +466,7 @@ pub async fn archive_of_a_suspended_organization_without_keys(s: &Stores) {
     let gone = archived(&child, at(3));
     assert_eq!(
         s.organizations
-            .archive(&gone, child.revision, reclaim(), &Trail::none())
+            .archive(&gone, child.revision, reclaim(), &Trail::none(), None)
             .await
             .unwrap(),
         Archive::Applied {
@@ -492,7 +492,7 @@ pub async fn archive_is_stale_and_writes_nothing_when_the_revision_differs(s: &S
         };
         assert_eq!(
             s.organizations
-                .archive(&gone, expected, reclaim(), &Trail::none())
+                .archive(&gone, expected, reclaim(), &Trail::none(), None)
                 .await
                 .unwrap(),
             Archive::Stale,
@@ -513,7 +513,8 @@ pub async fn archive_is_stale_and_writes_nothing_when_the_revision_differs(s: &S
                 &archived(&ghost, at(1)),
                 ghost.revision,
                 reclaim(),
-                &Trail::none()
+                &Trail::none(),
+                None,
             )
             .await
             .unwrap(),
@@ -589,7 +590,7 @@ pub async fn key_insert_into_an_archived_organization_is_refused(s: &Stores) {
     let gone = archived(&child, at(100));
     assert!(matches!(
         s.organizations
-            .archive(&gone, child.revision, reclaim(), &Trail::none())
+            .archive(&gone, child.revision, reclaim(), &Trail::none(), None)
             .await
             .unwrap(),
         Archive::Applied { .. }
@@ -907,7 +908,13 @@ pub async fn find_credentials_reads_the_current_state(s: &Stores) {
     insert_key(s, &other).await;
     let gone = archived(&child_resumed, at(60));
     s.organizations
-        .archive(&gone, child_resumed.revision, reclaim(), &Trail::none())
+        .archive(
+            &gone,
+            child_resumed.revision,
+            reclaim(),
+            &Trail::none(),
+            None,
+        )
         .await
         .unwrap();
     let after = s
@@ -984,7 +991,7 @@ pub async fn concurrent_archives_from_one_revision_apply_exactly_once(s: &Stores
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let outcome = organizations
-                .archive(&gone, expected, reclaim(), &Trail::none())
+                .archive(&gone, expected, reclaim(), &Trail::none(), None)
                 .await;
             (gone, outcome)
         }));
@@ -1044,7 +1051,7 @@ pub async fn archive_racing_key_inserts_leaves_no_live_key(s: &Stores) {
             tokio::spawn(async move {
                 barrier.wait().await;
                 organizations
-                    .archive(&gone, expected, reclaim(), &Trail::none())
+                    .archive(&gone, expected, reclaim(), &Trail::none(), None)
                     .await
             })
         };

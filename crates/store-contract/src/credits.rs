@@ -196,7 +196,7 @@ pub async fn credits_allocation_to_an_archived_child_is_refused(s: &Stores) {
     let (parent, child) = family_with(s, 100).await;
     let gone = archived(&child, at(10));
     s.organizations
-        .archive(&gone, child.revision, reclaim(), &Trail::none())
+        .archive(&gone, child.revision, reclaim(), &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(
@@ -274,7 +274,7 @@ pub async fn credits_archive_sweeps_the_unreserved_balance_to_the_parent(s: &Sto
     let sweep = reclaim();
     let outcome = s
         .organizations
-        .archive(&gone, child.revision, sweep, &Trail::none())
+        .archive(&gone, child.revision, sweep, &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(
@@ -311,6 +311,7 @@ pub async fn credits_archive_sweeps_the_unreserved_balance_to_the_parent(s: &Sto
             empty_child.revision,
             reclaim(),
             &Trail::none(),
+            None,
         )
         .await
         .unwrap();
@@ -499,7 +500,7 @@ pub async fn credits_archive_racing_allocations_conserves_credits(s: &Stores) {
             tokio::spawn(async move {
                 barrier.wait().await;
                 organizations
-                    .archive(&gone, expected, reclaim(), &Trail::none())
+                    .archive(&gone, expected, reclaim(), &Trail::none(), None)
                     .await
                     .unwrap()
             })

@@ -4,10 +4,11 @@ use domain::trail::Trail;
 use std::sync::Arc;
 
 use domain::idempotency::{
-    Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyKey, IdempotencyScope, StoredResponse,
+    Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyKey, IdempotencyScope,
+    PendingCompletion, StoredResponse,
 };
-use domain::organization::Organization;
-use domain::ports::StoreError;
+use domain::organization::{Organization, StatusKind};
+use domain::ports::{Archive, StoreError};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
@@ -236,6 +237,88 @@ pub async fn idempotency_a_lost_claim_writes_no_effect(s: &Stores) {
         "{result:?}"
     );
     assert_eq!(s.api_keys.find(key.id).await.unwrap(), None);
+}
+
+/// An archive's answer holds figures only the store knows as it writes (keys revoked, credits
+/// swept): it is rendered and recorded in the same atomic change, and a lost claim archives
+/// nothing.
+pub async fn idempotency_an_archive_records_its_figures_with_the_effect(s: &Stores) {
+    let (parent, scope) = scope(s).await;
+    let render = |archived: &Archive| match archived {
+        Archive::Applied {
+            revoked_keys,
+            reclaimed_credits,
+        } => response(&format!("{revoked_keys} keys, {reclaimed_credits} credits")),
+        Archive::Stale => response("stale"),
+    };
+    let pending = |claim: Claim| PendingCompletion {
+        claim,
+        expires_at: at(1_000_000_000),
+        render: Box::new(render),
+    };
+
+    // A lost claim: nothing is archived, no key revoked.
+    let lost = claimed(claim(s, &scope, "a", 0).await);
+    let current = claimed(claim(s, &scope, "a", 60_000_001).await);
+    let child = child_of(&parent, at(20));
+    s.organizations
+        .insert(&child, &Trail::none(), None)
+        .await
+        .unwrap();
+    let key = key_of(&child, at(21));
+    s.api_keys.insert(&key, &Trail::none(), None).await.unwrap();
+    let gone = archived(&child, at(22));
+    let result = s
+        .organizations
+        .archive(
+            &gone,
+            child.revision,
+            reclaim(),
+            &Trail::none(),
+            Some(pending(lost)),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    let kept = s.organizations.find(child.id).await.unwrap().unwrap();
+    assert_eq!(
+        kept.status.kind(),
+        StatusKind::Active,
+        "the effect was written"
+    );
+    assert!(s
+        .api_keys
+        .find(key.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_usable_at(at(23)));
+
+    // The claim held: archived, and the answer recorded from what the store did.
+    let outcome = s
+        .organizations
+        .archive(
+            &gone,
+            child.revision,
+            reclaim(),
+            &Trail::none(),
+            Some(pending(current)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Archive::Applied {
+            revoked_keys: 1,
+            reclaimed_credits: 0
+        }
+    );
+    assert_eq!(
+        claim(s, &scope, "a", 60_000_002).await,
+        ClaimOutcome::Replay(response("1 keys, 0 credits"))
+    );
 }
 
 pub async fn idempotency_complete_with_another_token_changes_nothing(s: &Stores) {

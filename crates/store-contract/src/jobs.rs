@@ -218,7 +218,7 @@ pub async fn jobs_are_held_while_suspended_and_cancelled_by_archive(s: &Stores) 
     s.jobs.enqueue(doomed.clone()).await.unwrap();
     let gone = archived(&resumed, at(500));
     s.organizations
-        .archive(&gone, resumed.revision, reclaim(), &Trail::none())
+        .archive(&gone, resumed.revision, reclaim(), &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(s.jobs.pending(doomed.id).await.unwrap(), None);

@@ -171,7 +171,7 @@ pub async fn rotate_in_an_archived_organization_is_refused(s: &Stores) {
     let gone = archived(&child, at(50));
     assert!(matches!(
         s.organizations
-            .archive(&gone, child.revision, reclaim(), &Trail::none())
+            .archive(&gone, child.revision, reclaim(), &Trail::none(), None)
             .await
             .unwrap(),
         Archive::Applied { .. }
@@ -365,7 +365,7 @@ pub async fn archive_and_revoke_leave_expired_and_killed_keys_as_they_ended(s: &
     let gone = archived(&child, at(400));
     assert_eq!(
         s.organizations
-            .archive(&gone, child.revision, reclaim(), &Trail::none())
+            .archive(&gone, child.revision, reclaim(), &Trail::none(), None)
             .await
             .unwrap(),
         Archive::Applied {

@@ -170,7 +170,7 @@ pub async fn reservations_are_refused_while_suspended_or_archived(s: &Stores) {
     let gone = archived(&paused, at(20));
     assert!(matches!(
         s.organizations
-            .archive(&gone, paused.revision, reclaim(), &Trail::none())
+            .archive(&gone, paused.revision, reclaim(), &Trail::none(), None)
             .await
             .unwrap(),
         Archive::Applied { .. }
@@ -296,7 +296,7 @@ pub async fn what_an_archived_child_releases_goes_to_its_parent(s: &Stores) {
     let gone = archived(&child, at(20));
     let outcome = s
         .organizations
-        .archive(&gone, child.revision, reclaim(), &Trail::none())
+        .archive(&gone, child.revision, reclaim(), &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(
@@ -587,7 +587,7 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
             tokio::spawn(async move {
                 barrier.wait().await;
                 organizations
-                    .archive(&gone, expected, reclaim(), &Trail::none())
+                    .archive(&gone, expected, reclaim(), &Trail::none(), None)
                     .await
                     .unwrap()
             })

@@ -496,7 +496,7 @@ pub async fn archive_cancels_the_owners_deliveries_and_tells_the_parent(s: &Stor
     let archived_child = archived(&child, at(10));
     let outcome = s
         .organizations
-        .archive(&archived_child, child.revision, reclaim(), &trail)
+        .archive(&archived_child, child.revision, reclaim(), &trail, None)
         .await
         .unwrap();
     assert!(matches!(

@@ -257,14 +257,20 @@ pub async fn archive(
     let render = move |report: &ArchiveReport| {
         idempotent::render(StatusCode::OK, &ArchivedOrganizationDto::from(report))
     };
-    // Archive is idempotent by nature; its answer is recorded right after its effect.
-    idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
-        body::none(&bytes)?;
-        Ok(state
-            .control_plane
-            .archive_organization(&caller.0, id)
-            .await?)
-    })
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        render,
+        async |idempotency| {
+            body::none(&bytes)?;
+            Ok(state
+                .control_plane
+                .archive_organization(&caller.0, id, idempotency)
+                .await?)
+        },
+    )
     .await
 }
 

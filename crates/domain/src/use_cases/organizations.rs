@@ -54,6 +54,24 @@ pub struct ArchiveReport {
     pub revoked_api_keys: u64,
 }
 
+impl ArchiveReport {
+    /// What archiving `organization` did, as the store reports it (nothing, when stale).
+    fn of(organization: Organization, archived: &Archive) -> Self {
+        let (revoked_api_keys, reclaimed_credits) = match *archived {
+            Archive::Applied {
+                revoked_keys,
+                reclaimed_credits,
+            } => (revoked_keys, reclaimed_credits),
+            Archive::Stale => (0, 0),
+        };
+        Self {
+            organization,
+            reclaimed_credits,
+            revoked_api_keys,
+        }
+    }
+}
+
 /// A suspension reason: at most this many characters (API.md §1.1).
 pub const MAX_REASON_CHARS: usize = 500;
 
@@ -289,11 +307,13 @@ impl ControlPlane {
         .await
     }
 
-    /// Offboards a child for good: archived, its keys revoked, in one atomic change.
+    /// Offboards a child for good: archived, its keys revoked, in one atomic change — with the
+    /// answer of its `Idempotency-Key`, whose figures only the store knows as it writes.
     pub async fn archive_organization(
         &self,
         principal: &Principal,
         id: OrganizationId,
+        idempotency: Option<Idempotency<ArchiveReport>>,
     ) -> Result<ArchiveReport, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         for _ in 0..MAX_ATTEMPTS {
@@ -320,21 +340,19 @@ impl ControlPlane {
             let trail = self
                 .transition_trail(Some(principal), &current, &next, None)
                 .reclaiming(self.reclaim_trail(Some(principal), &next, reclaim, now));
+            let archived_org = next.clone();
+            let done = idempotency.as_ref().map(|i| {
+                i.pending(now, move |archived: &Archive| {
+                    ArchiveReport::of(archived_org.clone(), archived)
+                })
+            });
             let archived = self
                 .ports
                 .organizations
-                .archive(&next, current.revision, reclaim, &trail)
+                .archive(&next, current.revision, reclaim, &trail, done)
                 .await?;
-            if let Archive::Applied {
-                revoked_keys,
-                reclaimed_credits,
-            } = archived
-            {
-                return Ok(ArchiveReport {
-                    organization: next,
-                    reclaimed_credits,
-                    revoked_api_keys: revoked_keys,
-                });
+            if let Archive::Applied { .. } = archived {
+                return Ok(ArchiveReport::of(next, &archived));
             }
         }
         Err(contention())

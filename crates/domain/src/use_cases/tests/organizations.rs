@@ -127,7 +127,7 @@ fn every_control_plane_use_case_needs_org_admin() {
         block_on(cp.resume_organization(&principal, id, None)).map(drop)
     ));
     assert!(forbidden(
-        block_on(cp.archive_organization(&principal, id)).map(drop)
+        block_on(cp.archive_organization(&principal, id, None)).map(drop)
     ));
     assert!(forbidden(
         block_on(cp.update_organization(&principal, id, OrganizationPatch::default(), None))
@@ -306,7 +306,7 @@ fn archive_revokes_keys_atomically_and_again_reports_zeros() {
     mocks
         .organizations
         .expect_archive()
-        .withf(|org, _, _, trail| {
+        .withf(|org, _, _, trail, _| {
             // What the sweep moved is audited on the child once the store knows the amount.
             let swept = trail.resolved(300);
             org.status == OrganizationStatus::Archived { at: at(NOW) }
@@ -319,7 +319,7 @@ fn archive_revokes_keys_atomically_and_again_reports_zeros() {
                 && swept.events[1].event_type == EventType::CreditsReclaimed
         })
         .times(1)
-        .returning(|_, _, _, _| {
+        .returning(|_, _, _, _, _| {
             Ok(Archive::Applied {
                 revoked_keys: 2,
                 reclaimed_credits: 300,
@@ -328,7 +328,7 @@ fn archive_revokes_keys_atomically_and_again_reports_zeros() {
     let report = block_on(
         mocks
             .control_plane()
-            .archive_organization(&principal, child.id),
+            .archive_organization(&principal, child.id, None),
     )
     .unwrap();
     assert_eq!(
@@ -348,7 +348,7 @@ fn archive_revokes_keys_atomically_and_again_reports_zeros() {
     let again = block_on(
         mocks
             .control_plane()
-            .archive_organization(&principal, archived.id),
+            .archive_organization(&principal, archived.id, None),
     )
     .unwrap();
     assert_eq!((again.revoked_api_keys, again.reclaimed_credits), (0, 0));
