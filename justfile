@@ -31,7 +31,7 @@ ci:
 bench:
     ./scripts/bench.sh
 
-# Scale: a page with 100 vs 100,000 children, authentication with few vs 1,000,000 keys.
+# Scale: a page with 100 vs 100,000 children, authentication with 100 vs 1,000,000 keys (and the authentication statement alone, through pgbench).
 scale:
     ./scripts/scale.sh
 
