@@ -329,8 +329,15 @@ impl ResponseError for ApiError {
             tracing::error!(request_id = %request_id, code = problem.code.as_str(), cause = %cause, "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if problem.code == ErrorCode::Unavailable {
-            response.insert_header(("Retry-After", "1"));
+        match problem.code {
+            ErrorCode::Unavailable => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            // RFC 9110 §11.6.1: a 401 names the scheme that would be accepted.
+            ErrorCode::Unauthenticated => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            _ => {}
         }
         response
             .content_type("application/json")

@@ -26,6 +26,11 @@ async fn every_bad_key_gets_the_same_401(app: TestApp) {
     for key in [wrong_secret.as_str(), &wrong_env, unknown, "garbage", ""] {
         let response = app.get("/v1/whoami", key).await;
         response.assert_error(401, "UNAUTHENTICATED");
+        assert_eq!(
+            response.headers.get("www-authenticate").unwrap(),
+            "Bearer",
+            "RFC 9110: a 401 names the accepted scheme"
+        );
         messages.push(response.body["error"]["message"].clone());
     }
     let no_header = app.request(Method::GET, "/v1/whoami", None, None).await;
