@@ -186,6 +186,12 @@ impl Caller {
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         policy::require_scope(&self.0, scope).map_err(ApiError::from)
     }
+
+    /// A route either of two scopes opens; refused naming `named` (see
+    /// [`policy::require_either_scope`]).
+    pub fn require_either(&self, named: Scope, also: Scope) -> Result<(), ApiError> {
+        policy::require_either_scope(&self.0, named, also).map_err(ApiError::from)
+    }
 }
 
 impl FromRequest for Caller {

@@ -57,13 +57,14 @@ pub async fn reserve(
     .await
 }
 
-/// One reservation of the acting organization.
+/// One reservation of the acting organization. Needs `credits:read` or `credits:write` (`*`
+/// covers both): the service that reserves and settles may read what it holds.
 #[utoipa::path(get, path = "/v1/credits/reservations/{reservationId}", tag = "credits",
     params(("reservationId" = String, Path, description = "rsv_-prefixed or bare UUID")),
     responses(
         (status = 200, body = ReservationDto),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN_SCOPE: needs credits:read", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs credits:read or credits:write (details.requiredScope names credits:read)", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such reservation in the acting organization", body = ErrorEnvelope),
         (status = 422, description = "VALIDATION: malformed reservationId", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
@@ -72,7 +73,7 @@ pub async fn get_reservation(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::CreditsRead)?;
+    caller.require_either(Scope::CreditsRead, Scope::CreditsWrite)?;
     let id = reservation_id(&path)?;
     let reservation = state.control_plane.get_reservation(&caller.0, id).await?;
     Ok(HttpResponse::Ok().json(ReservationDto::from(&reservation)))

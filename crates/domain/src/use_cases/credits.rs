@@ -474,13 +474,14 @@ impl ControlPlane {
         Ok((config, self.ports.credits.wallet(child.id).await?))
     }
 
-    /// One reservation of the acting organization (`credits:read`).
+    /// One reservation of the acting organization (`credits:read` or `credits:write`: the
+    /// service that reserves and settles may read what it holds, API.md §6.4).
     pub async fn get_reservation(
         &self,
         principal: &Principal,
         id: ReservationId,
     ) -> Result<Reservation, DomainError> {
-        policy::require_scope(principal, Scope::CreditsRead)?;
+        policy::require_either_scope(principal, Scope::CreditsRead, Scope::CreditsWrite)?;
         self.own_reservation(principal, id).await
     }
 

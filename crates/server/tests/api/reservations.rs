@@ -12,6 +12,7 @@ store_tests!(
     a_reservation_beyond_the_available_balance_is_402,
     unsettled_reservations_expire,
     spend_controls_cap_and_refill,
+    a_reservation_is_read_with_credits_read_or_credits_write,
 );
 
 /// A child funded with `credits`, and a key of it that meters work.
@@ -307,4 +308,30 @@ async fn spend_controls_cap_and_refill(app: TestApp) {
         40,
         "the parent has nothing left: no refill"
     );
+}
+
+/// API.md §6.4 is `credits:write`'s section: the service that reserves and settles may read what
+/// it holds. `credits:read` may too; a key with neither is 403 naming `credits:read`.
+async fn a_reservation_is_read_with_credits_read_or_credits_write(app: TestApp) {
+    let (child, key) = metered_child(&app, 100).await;
+    let held = reserve(&app, &key, 10).await.assert_ok(201).clone();
+    let path = format!("/v1/credits/reservations/{}", held["id"].as_str().unwrap());
+    for scopes in [&["credits:read"][..], &["credits:write"], &["*"]] {
+        let (_, reader) = app.mint_key(&child, scopes).await;
+        assert_eq!(
+            app.get(&path, &reader).await.assert_ok(200),
+            &held,
+            "{scopes:?}"
+        );
+    }
+    let (_, neither) = app.mint_key(&child, &["keys:read", "webhooks:write"]).await;
+    let refused = app.get(&path, &neither).await;
+    assert_eq!(
+        refused.assert_error(403, "FORBIDDEN_SCOPE")["requiredScope"],
+        "credits:read"
+    );
+    // The scope comes before the path id (API.md §1.2).
+    app.get("/v1/credits/reservations/nope", &neither)
+        .await
+        .assert_error(403, "FORBIDDEN_SCOPE");
 }
