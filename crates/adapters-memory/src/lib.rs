@@ -198,16 +198,18 @@ impl State {
         at: Timestamp,
     ) -> u64 {
         let amount = self.wallet(child).available();
-        self.move_to_parent(child, parent, amount, reclaim, at)
+        self.move_to_parent(child, parent, amount, reclaim, None, at)
     }
 
-    /// Moves `amount` of a child's balance to its parent as two `reclaim` events.
+    /// Moves `amount` of a child's balance to its parent as two `reclaim` events, naming the
+    /// reservation whose release it is, if any.
     fn move_to_parent(
         &mut self,
         child: OrganizationId,
         parent: OrganizationId,
         amount: u64,
         reclaim: Reclaim,
+        reservation_id: Option<ReservationId>,
         at: Timestamp,
     ) -> u64 {
         let Ok(signed) = i64::try_from(amount) else {
@@ -222,6 +224,7 @@ impl State {
             event_type: LedgerEventType::Reclaim,
             credits,
             transfer_id: Some(reclaim.transfer_id),
+            reservation_id,
             description: None,
             metadata: Metadata::default(),
             created_at: at,
@@ -842,6 +845,7 @@ impl CreditStore for MemoryStore {
                     event_type: LedgerEventType::Usage,
                     credits: -signed,
                     transfer_id: None,
+                    reservation_id: Some(id),
                     description: reservation.description.clone(),
                     metadata: Metadata::default(),
                     created_at: at,
@@ -860,6 +864,7 @@ impl CreditStore for MemoryStore {
                 parent,
                 reservation.credits - spent,
                 reclaim,
+                Some(id),
                 at,
             ),
             None => 0,

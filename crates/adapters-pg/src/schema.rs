@@ -82,6 +82,7 @@ diesel::table! {
         description -> Nullable<Text>,
         metadata -> Jsonb,
         created_at -> Timestamptz,
+        reservation_id -> Nullable<Uuid>,
     }
 }
 

@@ -56,6 +56,7 @@ pub async fn a_reservation_schedules_its_expiry(s: &Stores) {
         event_type: domain::credits::LedgerEventType::Grant,
         credits: 10,
         transfer_id: None,
+        reservation_id: None,
         description: None,
         metadata: Default::default(),
         created_at: at(2),

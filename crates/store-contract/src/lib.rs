@@ -189,6 +189,7 @@ macro_rules! store_contract_tests {
                 reservations_are_refused_while_suspended_or_archived,
                 settling_spends_and_releasing_gives_back_once,
                 what_an_archived_child_releases_goes_to_its_parent,
+                ledger_events_name_the_reservation_they_came_from,
                 a_reservation_schedules_its_expiry,
                 jobs_are_claimed_when_due_and_done_once,
                 an_abandoned_claim_is_claimed_again,

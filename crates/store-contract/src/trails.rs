@@ -153,6 +153,7 @@ pub async fn a_trail_is_written_with_its_effect_and_only_then(s: &Stores) {
         event_type: domain::credits::LedgerEventType::Allocation,
         credits,
         transfer_id: None,
+        reservation_id: None,
         description: None,
         metadata: Default::default(),
         created_at: at(14),

@@ -140,6 +140,9 @@ pub struct LedgerEntry {
     /// Into the wallet positive, out of it negative.
     pub credits: i64,
     pub transfer_id: Option<TransferId>,
+    /// The reservation whose ending wrote it: its `usage`, or the `reclaim` of what an archived
+    /// organization's reservation released. `None` for everything else.
+    pub reservation_id: Option<ReservationId>,
     pub description: Option<String>,
     pub metadata: Metadata,
     pub created_at: Timestamp,

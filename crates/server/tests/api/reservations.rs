@@ -13,6 +13,7 @@ store_tests!(
     unsettled_reservations_expire,
     spend_controls_cap_and_refill,
     a_reservation_is_read_with_credits_read_or_credits_write,
+    a_settled_reservations_usage_event_names_it,
 );
 
 /// A child funded with `credits`, and a key of it that meters work.
@@ -334,4 +335,41 @@ async fn a_reservation_is_read_with_credits_read_or_credits_write(app: TestApp) 
     app.get("/v1/credits/reservations/nope", &neither)
         .await
         .assert_error(403, "FORBIDDEN_SCOPE");
+}
+
+/// API.md §6.3: a ledger item's `reservationId` names the reservation a `usage` event settled,
+/// in the organization's own ledger and in its parent's view of it; other events show null.
+async fn a_settled_reservations_usage_event_names_it(app: TestApp) {
+    let (child, key) = metered_child(&app, 100).await;
+    let id = reserve(&app, &key, 30).await.assert_ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/v1/credits/reservations/{id}/settle"),
+        &key,
+        json!({"credits": 20}),
+    )
+    .await
+    .assert_ok(200);
+    for (path, caller) in [
+        ("/v1/credits/events".to_owned(), &key),
+        (
+            format!("/v1/organizations/{child}/credits/events"),
+            &app.admin_key,
+        ),
+    ] {
+        let listed = app.get(&path, caller).await;
+        let items = listed.assert_ok(200)["items"].as_array().unwrap().clone();
+        let shown: Vec<(&str, &Value)> = items
+            .iter()
+            .map(|item| (item["eventType"].as_str().unwrap(), &item["reservationId"]))
+            .collect();
+        assert_eq!(
+            shown,
+            [("usage", &json!(id)), ("allocation", &Value::Null)],
+            "{path}"
+        );
+        assert_eq!(items[0]["credits"], -20);
+    }
 }
