@@ -14,6 +14,8 @@ store_tests!(
     spend_controls_cap_and_refill,
     a_reservation_is_read_with_credits_read_or_credits_write,
     a_settled_reservations_usage_event_names_it,
+    a_malformed_credit_config_is_422_before_a_missing_child_is_404,
+    a_malformed_settle_is_422_before_a_missing_reservation_is_404,
 );
 
 /// A child funded with `credits`, and a key of it that meters work.
@@ -372,4 +374,53 @@ async fn a_settled_reservations_usage_event_names_it(app: TestApp) {
         );
         assert_eq!(items[0]["credits"], -20);
     }
+}
+
+/// A well-formed id that names nothing.
+const NOWHERE: &str = "00000000-0000-4000-8000-000000000000";
+
+/// API.md §1.2: request validation (422) before existence (404). A value no config could take is
+/// refused whatever the id names; whether the refill pair goes together after the merge depends
+/// on the stored config, so it is told only once the child is found.
+async fn a_malformed_credit_config_is_422_before_a_missing_child_is_404(app: TestApp) {
+    let config = format!("/v1/organizations/org_{NOWHERE}/credit-config");
+    for (body, field) in [
+        (json!({"monthlyCreditCap": -1}), "monthlyCreditCap"),
+        (
+            json!({"refillThreshold": -5, "refillAmount": 10}),
+            "refillThreshold",
+        ),
+        (
+            json!({"refillThreshold": 5, "refillAmount": 0}),
+            "refillAmount",
+        ),
+    ] {
+        let refused = app.patch(&config, &app.admin_key, body.clone()).await;
+        assert_eq!(
+            refused.assert_error(422, "VALIDATION")["fields"][0]["field"],
+            field,
+            "{body}"
+        );
+    }
+    app.patch(&config, &app.admin_key, json!({"refillThreshold": 100}))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.patch(&config, &app.admin_key, json!({"monthlyCreditCap": 10}))
+        .await
+        .assert_error(404, "NOT_FOUND");
+}
+
+/// The same for a settle: a negative amount is 422 whatever the id names; "more than reserved"
+/// needs the reservation.
+async fn a_malformed_settle_is_422_before_a_missing_reservation_is_404(app: TestApp) {
+    let (_, key) = metered_child(&app, 100).await;
+    let settle = format!("/v1/credits/reservations/rsv_{NOWHERE}/settle");
+    let refused = app.post(&settle, &key, json!({"credits": -1})).await;
+    assert_eq!(
+        refused.assert_error(422, "VALIDATION")["fields"][0]["field"],
+        "credits"
+    );
+    app.post(&settle, &key, json!({"credits": 5}))
+        .await
+        .assert_error(404, "NOT_FOUND");
 }

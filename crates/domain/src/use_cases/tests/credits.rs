@@ -57,3 +57,33 @@ fn a_reservation_is_read_with_either_credits_scope() {
         })
     ));
 }
+
+/// API.md §1.2, 422 before 404: a negative settle amount or an out-of-range config value is
+/// refused before any store is asked (the mocks expect nothing, so a lookup would panic).
+#[test]
+fn malformed_amounts_are_refused_before_the_lookup() {
+    let principal = partner(&[Scope::AllData, Scope::OrgAdmin]);
+    let settle = block_on(Mocks::new().control_plane().settle_reservation(
+        &principal,
+        ReservationId::from_uuid(Uuid::new_v4()),
+        -1,
+    ));
+    let Err(DomainError::Validation(fields)) = settle else {
+        panic!("expected a validation error, got {settle:?}");
+    };
+    assert_eq!(fields[0].field, "credits");
+
+    let patch = crate::credits::CreditConfigPatch {
+        monthly_credit_cap: Some(Some(-1)),
+        ..Default::default()
+    };
+    let config = block_on(Mocks::new().control_plane().update_credit_config(
+        &principal,
+        crate::OrganizationId::from_uuid(Uuid::new_v4()),
+        patch,
+    ));
+    let Err(DomainError::Validation(fields)) = config else {
+        panic!("expected a validation error, got {config:?}");
+    };
+    assert_eq!(fields[0].field, "monthlyCreditCap");
+}
