@@ -228,9 +228,11 @@ fn parameter_schema(name: &str, path: &str) -> Option<Schema> {
                 .build(),
         )),
         "keyId" => Some(id("key_")),
-        "reservationId" => Some(id("rsv_")),
-        "endpointId" => Some(id("whe_")),
-        "deliveryId" => Some(id("whd_")),
+        // The contract names these routes' parameter `id` (API.md §6.4, §7); its prefix is the
+        // resource's.
+        "id" if path.starts_with("/v1/credits/reservations/") => Some(id("rsv_")),
+        "id" if path.starts_with("/v1/webhook-endpoints/") => Some(id("whe_")),
+        "id" if path.starts_with("/v1/webhook-deliveries/") => Some(id("whd_")),
         "limit" => {
             let max = if path == "/v1/organizations" || path == "/v1/audit-log" {
                 200

@@ -202,7 +202,7 @@ impl From<ReserveBody> for NewReservation {
     }
 }
 
-/// `POST /v1/credits/reservations/:reservationId/settle`.
+/// `POST /v1/credits/reservations/:id/settle`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettleBody {

@@ -72,7 +72,7 @@ pub struct EndpointList {
     pub next_cursor: Option<String>,
 }
 
-/// `DELETE /v1/webhook-endpoints/:endpointId`.
+/// `DELETE /v1/webhook-endpoints/:id`.
 #[derive(Serialize, ToSchema)]
 pub struct DeletedEndpointDto {
     #[schema(example = "whe_5b0e6a4e-3c1f-4f6b-9a53-7d2f1c0e8b11")]
@@ -161,7 +161,7 @@ impl From<CreateEndpointBody> for NewEndpoint {
     }
 }
 
-/// `PATCH /v1/webhook-endpoints/:endpointId`: only the fields sent change.
+/// `PATCH /v1/webhook-endpoints/:id`: only the fields sent change.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchEndpointBody {

@@ -308,33 +308,28 @@ async fn endpoints_crud_and_validation(app: TestApp) {
         assert_invalid(&app.patch(&patch, key, body).await, field);
     }
 
-    // Path ids: 422 naming the parameter, for every route that takes one.
+    // Path ids: 422 naming the parameter, for every route that takes one: `id`, as the contract
+    // writes these routes (API.md §1.3, §7).
     for bad in [
         "not-an-id",
         "org_0b0c0d0e-0f10-4112-8314-151617181920",
         "whd_0b0c0d0e-0f10-4112-8314-151617181920",
     ] {
         let base = format!("/v1/webhook-endpoints/{bad}");
-        assert_invalid(&app.get(&base, key).await, "endpointId");
+        assert_invalid(&app.get(&base, key).await, "id");
         assert_invalid(
             &app.patch(&base, key, json!({"status": "enabled"})).await,
-            "endpointId",
+            "id",
         );
-        assert_invalid(&app.delete(&base, key).await, "endpointId");
-        assert_invalid(
-            &app.get(&format!("{base}/deliveries"), key).await,
-            "endpointId",
-        );
-        assert_invalid(
-            &app.post_empty(&format!("{base}/test"), key).await,
-            "endpointId",
-        );
+        assert_invalid(&app.delete(&base, key).await, "id");
+        assert_invalid(&app.get(&format!("{base}/deliveries"), key).await, "id");
+        assert_invalid(&app.post_empty(&format!("{base}/test"), key).await, "id");
     }
     for bad in ["not-an-id", &id] {
         assert_invalid(
             &app.post_empty(&format!("/v1/webhook-deliveries/{bad}/replay"), key)
                 .await,
-            "deliveryId",
+            "id",
         );
     }
 
@@ -726,13 +721,10 @@ async fn new_routes_are_documented(app: TestApp) {
     let paths = spec["paths"].as_object().unwrap();
     for (path, methods) in [
         ("/v1/webhook-endpoints", &["get", "post"][..]),
-        (
-            "/v1/webhook-endpoints/{endpointId}",
-            &["get", "patch", "delete"],
-        ),
-        ("/v1/webhook-endpoints/{endpointId}/deliveries", &["get"]),
-        ("/v1/webhook-endpoints/{endpointId}/test", &["post"]),
-        ("/v1/webhook-deliveries/{deliveryId}/replay", &["post"]),
+        ("/v1/webhook-endpoints/{id}", &["get", "patch", "delete"]),
+        ("/v1/webhook-endpoints/{id}/deliveries", &["get"]),
+        ("/v1/webhook-endpoints/{id}/test", &["post"]),
+        ("/v1/webhook-deliveries/{id}/replay", &["post"]),
         ("/v1/audit-log", &["get"]),
     ] {
         for method in methods {
@@ -775,8 +767,8 @@ async fn new_routes_are_documented(app: TestApp) {
     let created = &paths["/v1/webhook-endpoints"]["post"]["responses"]["201"];
     assert!(created.is_object(), "create answers 201");
     for (path, status) in [
-        ("/v1/webhook-endpoints/{endpointId}/test", "202"),
-        ("/v1/webhook-deliveries/{deliveryId}/replay", "202"),
+        ("/v1/webhook-endpoints/{id}/test", "202"),
+        ("/v1/webhook-deliveries/{id}/replay", "202"),
     ] {
         assert!(
             paths[path]["post"]["responses"][status].is_object(),
@@ -876,6 +868,9 @@ async fn test_ping_and_replay_reach_the_receiver(app: TestApp) {
     let ping = app
         .post_empty(&format!("/v1/webhook-endpoints/{endpoint}/test"), key)
         .await;
+    // Each starts an outbound delivery: the `work` class (rate_limit::WORK_ROUTES names the
+    // route patterns, so a renamed pattern must be renamed there too).
+    assert_eq!(ping.headers["x-ratelimit-endpoint-class"], "work");
     let delivery = ping.assert_ok(202).clone();
     assert_eq!(fields(&delivery), DELIVERY_FIELDS);
     assert!(delivery["id"].as_str().unwrap().starts_with("whd_"));
@@ -925,6 +920,7 @@ async fn test_ping_and_replay_reach_the_receiver(app: TestApp) {
             &[("Idempotency-Key", &replay_key)],
         )
         .await;
+    assert_eq!(replay.headers["x-ratelimit-endpoint-class"], "work");
     let replayed = replay.assert_ok(202).clone();
     assert_eq!(fields(&replayed), DELIVERY_FIELDS);
     assert_ne!(replayed["id"], delivery["id"]);
