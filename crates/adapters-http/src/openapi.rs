@@ -381,12 +381,17 @@ pub(crate) fn webhook_events() -> Schema {
         )
         .min_items(Some(1))
         .max_items(Some(domain::webhooks::MAX_EVENT_TYPES));
+    let star = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["*"]));
     Schema::OneOf(
         OneOfBuilder::new()
+            .item(star)
             .item(every)
             .item(only)
             .description(Some(
-                "[\"*\"] alone for every event type, or 1–50 event types (repeats count once).",
+                "\"*\" (or [\"*\"]) for every event type, or 1–50 event types (repeats count \
+                 once). An endpoint shows every event type as [\"*\"].",
             ))
             .build(),
     )

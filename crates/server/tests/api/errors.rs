@@ -201,12 +201,7 @@ async fn malformed_ids_name_the_parameter(app: TestApp) {
 /// The OpenAPI document names the reservation and webhook path parameters `id`, like the
 /// contract's routes and the 422 that names a malformed one, with the resource's own prefix.
 async fn the_openapi_document_names_the_id_parameters_as_the_contract_does(app: TestApp) {
-    let spec: serde_json::Value = reqwest::get(format!("{}/openapi.json", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = app.openapi().await;
     let mut seen = Vec::new();
     for (path, operations) in spec["paths"].as_object().unwrap() {
         for old in ["{reservationId}", "{endpointId}", "{deliveryId}"] {

@@ -28,6 +28,7 @@ store_tests!(
     another_organizations_endpoint_is_not_found,
     lists_are_paged,
     new_routes_are_documented,
+    every_event_type_is_star_written_either_way,
     private_addresses_are_accepted_in_local_development,
     test_ping_and_replay_reach_the_receiver,
     an_event_shows_the_organization_as_the_api_does,
@@ -242,7 +243,13 @@ async fn endpoints_crud_and_validation(app: TestApp) {
         (json!({"events": ["*"]}), "url"),
         (json!({"url": PUBLIC_URL}), "events"),
         (json!({"url": PUBLIC_URL, "events": []}), "events"),
-        (json!({"url": PUBLIC_URL, "events": "*"}), "events"),
+        // A plain string is `"*"` or nothing (API.md §7: "1–50 event types or `"*"`").
+        (
+            json!({"url": PUBLIC_URL, "events": "organization.suspended"}),
+            "events",
+        ),
+        (json!({"url": PUBLIC_URL, "events": "all"}), "events"),
+        (json!({"url": PUBLIC_URL, "events": null}), "events"),
         (
             json!({"url": PUBLIC_URL, "events": ["organization.exploded"]}),
             "events",
@@ -712,12 +719,7 @@ async fn lists_are_paged(app: TestApp) {
 }
 
 async fn new_routes_are_documented(app: TestApp) {
-    let spec: Value = reqwest::get(format!("{}/openapi.json", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = app.openapi().await;
     let paths = spec["paths"].as_object().unwrap();
     for (path, methods) in [
         ("/v1/webhook-endpoints", &["get", "post"][..]),
@@ -1032,4 +1034,59 @@ async fn an_event_shows_the_organization_as_the_api_does(app: TestApp) {
     assert_eq!(deliveries[0]["eventType"], "organization.suspended");
     assert_eq!(deliveries[0]["eventId"], event["id"]);
     assert_eq!(deliveries[0]["status"], "succeeded");
+}
+
+/// API.md §7: `events` is "1–50 event types or `"*"`" — the plain string `"*"` is accepted on
+/// create and on PATCH, like `["*"]`; both show as `["*"]` (docs/decisions.md), and the OpenAPI
+/// document accepts both. Any other plain string is 422 naming `events`, as is a PATCH's `null`.
+async fn every_event_type_is_star_written_either_way(app: TestApp) {
+    let key = &app.admin_key;
+    let created = create(&app, key, json!({"url": PUBLIC_URL, "events": "*"})).await;
+    assert_eq!(created.assert_ok(201)["events"], json!(["*"]));
+    let path = format!("/v1/webhook-endpoints/{}", id_of(&created));
+    assert_eq!(
+        app.get(&path, key).await.assert_ok(200)["events"],
+        json!(["*"])
+    );
+
+    let narrowed = app.patch(&path, key, json!({"events": QUIET_EVENTS})).await;
+    assert_eq!(narrowed.assert_ok(200)["events"], json!(QUIET_EVENTS));
+    let widened = app.patch(&path, key, json!({"events": "*"})).await;
+    assert_eq!(widened.assert_ok(200)["events"], json!(["*"]));
+    for bad in [
+        json!("organization.suspended"),
+        json!(""),
+        json!(null),
+        json!(5),
+    ] {
+        let refused = app.patch(&path, key, json!({"events": bad})).await;
+        assert_invalid(&refused, "events");
+    }
+
+    let spec = app.openapi().await;
+    for (method, path) in [
+        ("post", "/v1/webhook-endpoints"),
+        ("patch", "/v1/webhook-endpoints/{id}"),
+    ] {
+        let body =
+            &spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+        let schema = match body["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference.rsplit('/').next().unwrap();
+                &spec["components"]["schemas"][name]
+            }
+            None => body,
+        };
+        let forms = schema["properties"]["events"]["oneOf"].as_array().unwrap();
+        assert!(
+            forms.contains(&json!({"type": "string", "enum": ["*"]})),
+            "{method} {path}: {forms:?}"
+        );
+        assert!(
+            forms
+                .iter()
+                .any(|f| f["type"] == "array" && f["items"]["enum"] == json!(["*"])),
+            "{method} {path}: {forms:?}"
+        );
+    }
 }
