@@ -64,6 +64,8 @@ struct Scheduled {
     claim: Option<(Uuid, Timestamp)>,
     /// When it was scheduled, among all jobs: the order of jobs due at one instant.
     seq: u64,
+    /// A claim met it due while it was held; cleared when it is scheduled again.
+    was_held: bool,
 }
 
 /// An idempotency record: a claim in flight, or the final response.
@@ -122,6 +124,7 @@ impl State {
                 job,
                 claim: None,
                 seq,
+                was_held: false,
             },
         );
     }
@@ -907,6 +910,25 @@ impl JobQueue for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
         let mut state = self.state();
+        // Held jobs that are due are marked, as the PostgreSQL store's parking does, so that
+        // their lease after the resume says they waited for it.
+        let held: Vec<JobId> = state
+            .jobs
+            .values()
+            .filter(|s| !s.was_held && s.job.run_at <= now)
+            .filter(|s| s.claim.is_none_or(|(_, until)| until <= now))
+            .filter(|s| {
+                s.job
+                    .organization_id
+                    .is_some_and(|org| state.held_by_kill_switch(org))
+            })
+            .map(|s| s.job.id)
+            .collect();
+        for id in held {
+            if let Some(scheduled) = state.jobs.get_mut(&id) {
+                scheduled.was_held = true;
+            }
+        }
         let heads = state.queue_heads(now);
         let mut due: Vec<(Timestamp, u64, JobId)> = state
             .jobs
@@ -937,6 +959,7 @@ impl JobQueue for MemoryStore {
                 leases.push(Lease {
                     job: scheduled.job.clone(),
                     token,
+                    was_held: scheduled.was_held,
                 });
             }
         }
@@ -964,6 +987,7 @@ impl JobQueue for MemoryStore {
             {
                 scheduled.claim = None;
                 scheduled.job.run_at = run_at;
+                scheduled.was_held = false;
             }
         }
         Ok(())

@@ -113,6 +113,7 @@ diesel::table! {
         queue -> Nullable<Text>,
         seq -> Int8,
         parked -> Bool,
+        was_held -> Bool,
     }
 }
 

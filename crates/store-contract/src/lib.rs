@@ -194,6 +194,8 @@ macro_rules! store_contract_tests {
                 jobs_are_claimed_when_due_and_done_once,
                 an_abandoned_claim_is_claimed_again,
                 jobs_are_held_while_suspended_and_cancelled_by_archive,
+                a_job_held_past_its_time_is_claimed_as_held,
+                a_delivery_retry_scheduled_again_is_no_longer_held,
                 the_monthly_cap_counts_what_was_spent_and_what_is_held,
                 reservations_resume_after_resume,
                 a_queue_runs_its_jobs_one_at_a_time_in_order,
