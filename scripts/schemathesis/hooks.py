@@ -26,7 +26,7 @@ def before_call(context, case, kwargs):
 # which requests pass them: (method, path template, field the 422 names) → the rule. Everything
 # the request alone decides is in the schema (bounds, patterns, enums, nullability).
 STATE_DEPENDENT = {
-    ("POST", "/v1/credits/reservations/{reservationId}/settle", "credits"):
+    ("POST", "/v1/credits/reservations/{id}/settle", "credits"):
         "a settlement is at most the reservation's own credits (API.md §6.4)",
     ("PATCH", "/v1/organizations/{orgId}/credit-config", "refillThreshold"):
         "refillThreshold and refillAmount are both set or both null after the patch is merged "
@@ -47,7 +47,7 @@ _DNS = re.compile(
 _DNS_RULE = "the URL's host must resolve, and only to public addresses, when it is checked (API.md §7)"
 STATE_DEPENDENT_MESSAGES = {
     ("POST", "/v1/webhook-endpoints", "url"): (_DNS, _DNS_RULE),
-    ("PATCH", "/v1/webhook-endpoints/{endpointId}", "url"): (_DNS, _DNS_RULE),
+    ("PATCH", "/v1/webhook-endpoints/{id}", "url"): (_DNS, _DNS_RULE),
 }
 
 

@@ -228,9 +228,11 @@ fn parameter_schema(name: &str, path: &str) -> Option<Schema> {
                 .build(),
         )),
         "keyId" => Some(id("key_")),
-        "reservationId" => Some(id("rsv_")),
-        "endpointId" => Some(id("whe_")),
-        "deliveryId" => Some(id("whd_")),
+        // The contract names these routes' parameter `id` (API.md §6.4, §7); its prefix is the
+        // resource's.
+        "id" if path.starts_with("/v1/credits/reservations/") => Some(id("rsv_")),
+        "id" if path.starts_with("/v1/webhook-endpoints/") => Some(id("whe_")),
+        "id" if path.starts_with("/v1/webhook-deliveries/") => Some(id("whd_")),
         "limit" => {
             let max = if path == "/v1/organizations" || path == "/v1/audit-log" {
                 200
@@ -379,12 +381,17 @@ pub(crate) fn webhook_events() -> Schema {
         )
         .min_items(Some(1))
         .max_items(Some(domain::webhooks::MAX_EVENT_TYPES));
+    let star = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["*"]));
     Schema::OneOf(
         OneOfBuilder::new()
+            .item(star)
             .item(every)
             .item(only)
             .description(Some(
-                "[\"*\"] alone for every event type, or 1–50 event types (repeats count once).",
+                "\"*\" (or [\"*\"]) for every event type, or 1–50 event types (repeats count \
+                 once). An endpoint shows every event type as [\"*\"].",
             ))
             .build(),
     )

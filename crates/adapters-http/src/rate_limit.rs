@@ -61,8 +61,8 @@ impl EndpointClass {
 /// The one place a route becomes `work`; everything else follows from its method.
 pub const WORK_ROUTES: [(Method, &str); 3] = [
     (Method::POST, "/v1/credits/reservations"),
-    (Method::POST, "/v1/webhook-endpoints/{endpointId}/test"),
-    (Method::POST, "/v1/webhook-deliveries/{deliveryId}/replay"),
+    (Method::POST, "/v1/webhook-endpoints/{id}/test"),
+    (Method::POST, "/v1/webhook-deliveries/{id}/replay"),
 ];
 
 /// The class of a request, from its method and the pattern of the route it matched (`None` for
@@ -496,34 +496,18 @@ mod tests {
             (Method::PUT, Some("/v1/credits/reservations"), Write),
             (Method::POST, Some("/v1/credits/reservations"), Work),
             (Method::POST, Some("/v1/webhook-endpoints"), Write),
+            (Method::GET, Some("/v1/webhook-endpoints/{id}"), Read),
+            (Method::PATCH, Some("/v1/webhook-endpoints/{id}"), Write),
+            (Method::DELETE, Some("/v1/webhook-endpoints/{id}"), Write),
             (
                 Method::GET,
-                Some("/v1/webhook-endpoints/{endpointId}"),
+                Some("/v1/webhook-endpoints/{id}/deliveries"),
                 Read,
             ),
-            (
-                Method::PATCH,
-                Some("/v1/webhook-endpoints/{endpointId}"),
-                Write,
-            ),
-            (
-                Method::DELETE,
-                Some("/v1/webhook-endpoints/{endpointId}"),
-                Write,
-            ),
-            (
-                Method::GET,
-                Some("/v1/webhook-endpoints/{endpointId}/deliveries"),
-                Read,
-            ),
+            (Method::POST, Some("/v1/webhook-endpoints/{id}/test"), Work),
             (
                 Method::POST,
-                Some("/v1/webhook-endpoints/{endpointId}/test"),
-                Work,
-            ),
-            (
-                Method::POST,
-                Some("/v1/webhook-deliveries/{deliveryId}/replay"),
+                Some("/v1/webhook-deliveries/{id}/replay"),
                 Work,
             ),
             (Method::GET, Some("/v1/audit-log"), Read),

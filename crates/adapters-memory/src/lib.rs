@@ -64,6 +64,8 @@ struct Scheduled {
     claim: Option<(Uuid, Timestamp)>,
     /// When it was scheduled, among all jobs: the order of jobs due at one instant.
     seq: u64,
+    /// A claim met it due while it was held; cleared when it is scheduled again.
+    was_held: bool,
 }
 
 /// An idempotency record: a claim in flight, or the final response.
@@ -122,6 +124,7 @@ impl State {
                 job,
                 claim: None,
                 seq,
+                was_held: false,
             },
         );
     }
@@ -198,16 +201,18 @@ impl State {
         at: Timestamp,
     ) -> u64 {
         let amount = self.wallet(child).available();
-        self.move_to_parent(child, parent, amount, reclaim, at)
+        self.move_to_parent(child, parent, amount, reclaim, None, at)
     }
 
-    /// Moves `amount` of a child's balance to its parent as two `reclaim` events.
+    /// Moves `amount` of a child's balance to its parent as two `reclaim` events, naming the
+    /// reservation whose release it is, if any.
     fn move_to_parent(
         &mut self,
         child: OrganizationId,
         parent: OrganizationId,
         amount: u64,
         reclaim: Reclaim,
+        reservation_id: Option<ReservationId>,
         at: Timestamp,
     ) -> u64 {
         let Ok(signed) = i64::try_from(amount) else {
@@ -222,6 +227,7 @@ impl State {
             event_type: LedgerEventType::Reclaim,
             credits,
             transfer_id: Some(reclaim.transfer_id),
+            reservation_id,
             description: None,
             metadata: Metadata::default(),
             created_at: at,
@@ -846,6 +852,7 @@ impl CreditStore for MemoryStore {
                     event_type: LedgerEventType::Usage,
                     credits: -signed,
                     transfer_id: None,
+                    reservation_id: Some(id),
                     description: reservation.description.clone(),
                     metadata: Metadata::default(),
                     created_at: at,
@@ -864,6 +871,7 @@ impl CreditStore for MemoryStore {
                 parent,
                 reservation.credits - spent,
                 reclaim,
+                Some(id),
                 at,
             ),
             None => 0,
@@ -906,6 +914,25 @@ impl JobQueue for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
         let mut state = self.state();
+        // Held jobs that are due are marked, as the PostgreSQL store's parking does, so that
+        // their lease after the resume says they waited for it.
+        let held: Vec<JobId> = state
+            .jobs
+            .values()
+            .filter(|s| !s.was_held && s.job.run_at <= now)
+            .filter(|s| s.claim.is_none_or(|(_, until)| until <= now))
+            .filter(|s| {
+                s.job
+                    .organization_id
+                    .is_some_and(|org| state.held_by_kill_switch(org))
+            })
+            .map(|s| s.job.id)
+            .collect();
+        for id in held {
+            if let Some(scheduled) = state.jobs.get_mut(&id) {
+                scheduled.was_held = true;
+            }
+        }
         let heads = state.queue_heads(now);
         let mut due: Vec<(Timestamp, u64, JobId)> = state
             .jobs
@@ -936,6 +963,7 @@ impl JobQueue for MemoryStore {
                 leases.push(Lease {
                     job: scheduled.job.clone(),
                     token,
+                    was_held: scheduled.was_held,
                 });
             }
         }
@@ -963,6 +991,7 @@ impl JobQueue for MemoryStore {
             {
                 scheduled.claim = None;
                 scheduled.job.run_at = run_at;
+                scheduled.was_held = false;
             }
         }
         Ok(())

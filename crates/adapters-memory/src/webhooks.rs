@@ -321,6 +321,8 @@ impl WebhookStore for MemoryStore {
                 if let Some(scheduled) = state.jobs.get_mut(&lease.job.id) {
                     scheduled.claim = None;
                     scheduled.job.run_at = run_at;
+                    // Scheduled again: a hold from now on is a new one.
+                    scheduled.was_held = false;
                 }
             }
             _ => {

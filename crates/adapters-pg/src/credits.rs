@@ -41,6 +41,7 @@ struct LedgerRow {
     description: Option<String>,
     metadata: serde_json::Value,
     created_at: OffsetDateTime,
+    reservation_id: Option<Uuid>,
 }
 
 impl LedgerRow {
@@ -57,6 +58,7 @@ impl LedgerRow {
                     .map_err(|()| corrupt("ledger event type", &self.event_type))?,
                 credits: self.credits,
                 transfer_id: self.transfer_id.map(TransferId::from_uuid),
+                reservation_id: self.reservation_id.map(ReservationId::from_uuid),
                 description: self.description,
                 metadata: Metadata::from_stored(pairs),
                 created_at: Timestamp::from_offset_datetime(self.created_at),
@@ -124,6 +126,7 @@ async fn record(
             description: entry.description.clone(),
             metadata,
             created_at: entry.created_at.as_offset_datetime(),
+            reservation_id: entry.reservation_id.map(|r| r.as_uuid()),
         })
         .execute(conn)
         .await?;
@@ -150,6 +153,7 @@ pub(crate) async fn sweep(
         event_type: LedgerEventType::Reclaim,
         credits,
         transfer_id: Some(reclaim.transfer_id),
+        reservation_id: None,
         description: None,
         metadata: Metadata::default(),
         created_at: Timestamp::from_offset_datetime(at),
@@ -539,13 +543,15 @@ impl CreditStore for PgStore {
                     Finish::Release => ("released", 0),
                     Finish::Expire => ("expired", 0),
                 };
+                // Every event a reservation's end writes names it (API.md §6.3).
                 let entry =
-                    |id, organization: Uuid, event_type, credits, transfer_id| LedgerEntry {
-                        id,
+                    |event, organization: Uuid, event_type, credits, transfer_id| LedgerEntry {
+                        id: event,
                         organization_id: OrganizationId::from_uuid(organization),
                         event_type,
                         credits,
                         transfer_id,
+                        reservation_id: Some(id),
                         description: row.description.clone(),
                         metadata: Metadata::default(),
                         created_at: at,

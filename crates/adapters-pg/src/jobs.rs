@@ -36,6 +36,7 @@ struct JobRow {
     token: Option<Uuid>,
     lease_until: Option<OffsetDateTime>,
     queue: Option<String>,
+    was_held: bool,
 }
 
 impl JobRow {
@@ -50,6 +51,7 @@ impl JobRow {
             token: None,
             lease_until: None,
             queue: job.queue.clone(),
+            was_held: false,
         }
     }
 
@@ -118,7 +120,7 @@ const PARK_HELD: &str = "WITH suspended AS MATERIALIZED ( \
        SELECT id FROM jobs WHERE id IN (SELECT id FROM candidates) AND NOT parked \
        FOR UPDATE SKIP LOCKED), \
      parked AS ( \
-       UPDATE jobs SET parked = true WHERE id IN (SELECT id FROM held) \
+       UPDATE jobs SET parked = true, was_held = true WHERE id IN (SELECT id FROM held) \
        RETURNING organization_id) \
      INSERT INTO parked_organizations (organization_id) \
      SELECT DISTINCT organization_id FROM parked \
@@ -191,8 +193,9 @@ impl JobQueue for PgStore {
                ORDER BY j.run_at, j.seq LIMIT $4 \
                FOR UPDATE OF j SKIP LOCKED) \
              RETURNING id, organization_id, kind, payload, run_at, attempts, token, lease_until, \
-                       queue, seq) \
-             SELECT id, organization_id, kind, payload, run_at, attempts, token, lease_until, queue \
+                       queue, seq, was_held) \
+             SELECT id, organization_id, kind, payload, run_at, attempts, token, lease_until, queue, \
+                    was_held \
              FROM claimed ORDER BY run_at, seq",
         )
         .bind::<Array<Text>, _>(&kinds)
@@ -207,9 +210,11 @@ impl JobQueue for PgStore {
             .into_iter()
             .map(|row| {
                 let token = row.token.ok_or_else(|| corrupt("job claim", "no token"))?;
+                let was_held = row.was_held;
                 Ok(Lease {
                     job: row.into_domain()?,
                     token,
+                    was_held,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -240,6 +245,8 @@ impl JobQueue for PgStore {
             jobs::token.eq(None::<Uuid>),
             jobs::lease_until.eq(None::<OffsetDateTime>),
             jobs::run_at.eq(run_at.as_offset_datetime()),
+            // Scheduled again: a hold from now on is a new one.
+            jobs::was_held.eq(false),
         ))
         .execute(&mut conn)
         .await

@@ -82,6 +82,7 @@ diesel::table! {
         description -> Nullable<Text>,
         metadata -> Jsonb,
         created_at -> Timestamptz,
+        reservation_id -> Nullable<Uuid>,
     }
 }
 
@@ -112,6 +113,7 @@ diesel::table! {
         queue -> Nullable<Text>,
         seq -> Int8,
         parked -> Bool,
+        was_held -> Bool,
     }
 }
 

@@ -554,6 +554,8 @@ impl WebhookStore for PgStore {
                             jobs::token.eq(None::<Uuid>),
                             jobs::lease_until.eq(None::<OffsetDateTime>),
                             jobs::run_at.eq(run_at),
+                            // Scheduled again: a hold from now on is a new one.
+                            jobs::was_held.eq(false),
                         ))
                         .execute(conn)
                         .await?;

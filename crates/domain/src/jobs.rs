@@ -45,4 +45,8 @@ pub struct Job {
 pub struct Lease {
     pub job: Job,
     pub token: Uuid,
+    /// The job fell due while it was held (its organization, or the parent, suspended) and
+    /// waited for the resume, since it was last scheduled: it starts late by the time held.
+    /// Webhook retries use it so that time held uses up no retry (API.md §7).
+    pub was_held: bool,
 }

@@ -113,6 +113,22 @@ pub fn require_scope(principal: &Principal, required: Scope) -> Result<(), Domai
     }
 }
 
+/// For a route either of two scopes opens (reading a reservation takes `credits:read` or
+/// `credits:write`, API.md §6.4). A key with neither is refused naming `named`, the lesser one:
+/// the least a key needs to get in.
+pub fn require_either_scope(
+    principal: &Principal,
+    named: Scope,
+    also: Scope,
+) -> Result<(), DomainError> {
+    let scopes = &principal.key.scopes;
+    if scopes.grants(named) || scopes.grants(also) {
+        Ok(())
+    } else {
+        Err(DomainError::ForbiddenScope { required: named })
+    }
+}
+
 /// The organization, if it is a direct child of the principal's; otherwise `404` — never `403`,
 /// so the existence of a sibling, a grandchild or another partner's child is not revealed.
 pub fn direct_child(

@@ -432,7 +432,10 @@ pub trait JobQueue: Send + Sync {
     /// suspended organization or of a child of a suspended one (held), jobs whose queue has an
     /// earlier job still pending or claimed (see [`Job::queue`]), and never a job another claim
     /// holds. Each claimed job gets a fresh
-    /// token, a lease until `lease_until`, and one more attempt.
+    /// token, a lease until `lease_until`, and one more attempt. A held job that a claim meets
+    /// due (of any kind) is marked, and its later lease says so ([`Lease::was_held`]) until the
+    /// job is scheduled again ([`JobQueue::retry`], or a delivery's retry by
+    /// [`WebhookStore::finish_attempt`]).
     async fn claim(
         &self,
         kinds: Vec<String>,

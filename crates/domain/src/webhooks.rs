@@ -57,10 +57,10 @@ pub const MAX_URL_CHARS: usize = 2048;
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
 /// When the attempt after `attempts_made` failed ones is due, given the instant the last one
-/// failed; `None` when none is left. Each wait is the gap between two points of the schedule, so
-/// with no hold in between the retries land exactly on it, and time spent held (owner suspended)
-/// uses up no retry.
-pub fn next_attempt(attempts_made: u32, failed_at: Timestamp) -> Option<Timestamp> {
+/// stands for on the schedule ([`on_schedule`]); `None` when none is left. Each wait is the gap
+/// between two points of the schedule, so the retries land on it: the n-th at the first try plus
+/// the n-th offset, shifted only by time held.
+pub fn next_attempt(attempts_made: u32, on_schedule: Timestamp) -> Option<Timestamp> {
     let index = usize::try_from(attempts_made).ok()?.checked_sub(1)?;
     let due = RETRY_SCHEDULE.get(index)?;
     let before = index
@@ -68,7 +68,28 @@ pub fn next_attempt(attempts_made: u32, failed_at: Timestamp) -> Option<Timestam
         .and_then(|i| RETRY_SCHEDULE.get(i))
         .copied()
         .unwrap_or(time::Duration::ZERO);
-    Some(failed_at.plus(*due - before))
+    Some(on_schedule.plus(*due - before))
+}
+
+/// The instant an attempt stands for on the retry schedule (API.md §7: "retried at 30 s, 1 m, …
+/// after the first try", and "time held does not use up retries"). The schedule is anchored on
+/// the first try, so a retry stands for the instant it was due, however late it started or long
+/// it took (a busy worker, a slow receiver): the next one is due one gap later, on the schedule.
+/// Two attempts stand for the instant they started instead: the first try, which is the anchor,
+/// and an attempt that fell due while its owner was suspended (`was_held`), which goes out at
+/// once after the resume — the rest of the schedule moves by the time held, so no retry is spent
+/// while nothing could be sent.
+pub fn on_schedule(
+    attempts_made: u32,
+    due: Timestamp,
+    started: Timestamp,
+    was_held: bool,
+) -> Timestamp {
+    if attempts_made <= 1 || was_held {
+        started
+    } else {
+        due
+    }
 }
 
 /// Whether a receiver's answer with this status is worth retrying: anything but a 2xx, except a
@@ -545,6 +566,33 @@ mod tests {
         assert_eq!(offsets, expected);
         assert_eq!(next_attempt(MAX_ATTEMPTS, failed_at), None);
         assert_eq!(next_attempt(0, failed_at), None);
+    }
+
+    #[test]
+    fn late_or_slow_retries_keep_the_schedule_and_held_ones_move_it() {
+        let offset = |n: usize| RETRY_SCHEDULE[n];
+        let first = at(0);
+        // The first try anchors the schedule whenever it starts (after a hold, too).
+        let second_due = next_attempt(1, on_schedule(1, at(-50), first, true)).unwrap();
+        assert_eq!(second_due, first.plus(offset(0)));
+        // The second starts 15 s late (a busy worker): the third is still due at the first
+        // try plus one minute.
+        let late = second_due.plus(time::Duration::seconds(15));
+        let third_due = next_attempt(2, on_schedule(2, second_due, late, false)).unwrap();
+        assert_eq!(third_due, first.plus(offset(1)));
+        // The third fell due while the owner was suspended and goes out after the resume, two
+        // hours on: the next waits its full gap from then (5 min − 1 min), not from the schedule.
+        let resumed = third_due.plus(time::Duration::hours(2));
+        let fourth_due = next_attempt(3, on_schedule(3, third_due, resumed, true)).unwrap();
+        assert_eq!(fourth_due, resumed.plus(offset(2) - offset(1)));
+        // And the schedule goes on from there, shifted by the time held.
+        let fifth_due = next_attempt(4, on_schedule(4, fourth_due, fourth_due, false)).unwrap();
+        assert_eq!(
+            fifth_due,
+            first
+                .plus(offset(3))
+                .plus(resumed.as_offset_datetime() - third_due.as_offset_datetime())
+        );
     }
 
     #[test]

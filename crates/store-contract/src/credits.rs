@@ -38,6 +38,7 @@ fn entry(
         event_type: kind,
         credits,
         transfer_id: transfer,
+        reservation_id: None,
         description: Some(format!("{kind} of {credits}")),
         metadata: metadata(&[("case", "contract")]),
         created_at: at(when),

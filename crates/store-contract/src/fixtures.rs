@@ -98,6 +98,16 @@ pub fn suspended(org: &Organization, since: Timestamp) -> Organization {
     }
 }
 
+/// `org` (suspended) resumed at `at`, one revision on.
+pub fn resumed(org: &Organization, at: Timestamp) -> Organization {
+    Organization {
+        status: OrganizationStatus::Active,
+        updated_at: at,
+        revision: org.revision.next(),
+        ..org.clone()
+    }
+}
+
 /// `org` archived at `at` (one revision on): what a use case hands to `archive`.
 pub fn archived(org: &Organization, at: Timestamp) -> Organization {
     Organization {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use domain::jobs::{Job, JobId, EXPIRE_RESERVATION};
-use domain::organization::{Organization, OrganizationStatus};
+use domain::organization::Organization;
 use domain::ports::Write;
 use domain::OrganizationId;
 use tokio::sync::Barrier;
@@ -56,6 +56,7 @@ pub async fn a_reservation_schedules_its_expiry(s: &Stores) {
         event_type: domain::credits::LedgerEventType::Grant,
         credits: 10,
         transfer_id: None,
+        reservation_id: None,
         description: None,
         metadata: Default::default(),
         created_at: at(2),
@@ -190,18 +191,7 @@ pub async fn jobs_are_held_while_suspended_and_cancelled_by_archive(s: &Stores) 
         vec![unbound.id],
         "the suspended child's job is held"
     );
-    let resumed = Organization {
-        status: OrganizationStatus::Active,
-        revision: paused.revision.next(),
-        ..paused.clone()
-    };
-    assert_eq!(
-        s.organizations
-            .update(&resumed, paused.revision, &Trail::none(), None)
-            .await
-            .unwrap(),
-        Write::Applied
-    );
+    let resumed = resume(s, &paused).await;
     assert_eq!(
         claim_ids(s, 300).await,
         vec![bound.id],
@@ -225,16 +215,67 @@ pub async fn jobs_are_held_while_suspended_and_cancelled_by_archive(s: &Stores) 
     let _ = parent;
 }
 
+/// A held job that a claim met due says so in its lease after the resume (`Lease::was_held`),
+/// until it is scheduled again; a job that was not due while held, or not held, does not. Webhook
+/// retries rely on it so that time held uses up no retry (API.md §7).
+pub async fn a_job_held_past_its_time_is_claimed_as_held(s: &Stores) {
+    let (_, child) = family(s).await;
+    let held = job(Some(child.id), 100);
+    let later = job(Some(child.id), 10_000);
+    let free = job(None, 100);
+    for j in [&held, &later, &free] {
+        s.jobs.enqueue(j.clone()).await.unwrap();
+    }
+    let paused = suspend(s, &child).await;
+    // Each claim's jobs, with whether they waited for a resume; the leases, to retry one.
+    let claim = |now: i64| async move {
+        let leases = s
+            .jobs
+            .claim(kinds(), at(now), at(now + 60_000_000), 100)
+            .await
+            .unwrap();
+        let shown: Vec<(JobId, bool)> = leases.iter().map(|l| (l.job.id, l.was_held)).collect();
+        (shown, leases)
+    };
+    assert_eq!(claim(200).await.0, [(free.id, false)]);
+    resume(s, &paused).await;
+    let (shown, leases) = claim(300).await;
+    assert_eq!(
+        shown,
+        [(held.id, true)],
+        "due while held: it waited for the resume"
+    );
+    s.jobs.retry(&leases[0], at(400)).await.unwrap();
+    assert_eq!(
+        claim(400).await.0,
+        [(held.id, false)],
+        "scheduled again: the hold is over"
+    );
+    assert_eq!(
+        claim(10_000).await.0,
+        [(later.id, false)],
+        "held, but not due while held"
+    );
+}
+
 async fn suspend(s: &Stores, org: &Organization) -> Organization {
-    let paused = suspended(org, at(50));
+    update(s, suspended(org, at(50)), org).await
+}
+
+async fn resume(s: &Stores, paused: &Organization) -> Organization {
+    update(s, resumed(paused, at(250)), paused).await
+}
+
+/// Stores `next` over `current`, which must apply.
+async fn update(s: &Stores, next: Organization, current: &Organization) -> Organization {
     assert_eq!(
         s.organizations
-            .update(&paused, org.revision, &Trail::none(), None)
+            .update(&next, current.revision, &Trail::none(), None)
             .await
             .unwrap(),
         Write::Applied
     );
-    paused
+    next
 }
 
 /// Eight workers claiming at once from 40 due jobs: every job is claimed by exactly one.

@@ -54,6 +54,7 @@ pub(crate) async fn funded_child(s: &Stores, credits: i64) -> (Organization, Org
         event_type: kind,
         credits,
         transfer_id: None,
+        reservation_id: None,
         description: None,
         metadata: Default::default(),
         created_at: at(2),
@@ -320,6 +321,67 @@ pub async fn what_an_archived_child_releases_goes_to_its_parent(s: &Stores) {
     assert_eq!(sum_of_ledger(s, parent.id).await, 85);
 }
 
+/// API.md §6.3 `reservationId`: the `usage` a settle writes names its reservation, and so do both
+/// `reclaim` events of what an archived child's reservation released; every other event (grant,
+/// allocation, the archive's own sweep) names none. Read back through the ledger listing.
+pub async fn ledger_events_name_the_reservation_they_came_from(s: &Stores) {
+    let (parent, child) = funded_child(s, 100).await;
+    let settled = reservation(child.id, 40, 1_000);
+    let held = reservation(child.id, 30, 1_000);
+    for r in [&settled, &held] {
+        s.credits
+            .reserve(r.clone(), job_id(), month(), &Trail::none(), None)
+            .await
+            .unwrap();
+    }
+    finish(s, settled.id, Finish::Settle { credits: 25 }, 50).await;
+    let gone = archived(&child, at(60));
+    s.organizations
+        .archive(&gone, child.revision, reclaim(), &Trail::none(), None)
+        .await
+        .unwrap();
+    finish(s, held.id, Finish::Settle { credits: 10 }, 70).await;
+
+    // As a set: events of one instant are ordered by their (random) ids.
+    let named = |org: OrganizationId| async move {
+        let mut events: Vec<(&str, i64, Option<String>)> = s
+            .credits
+            .ledger(org, LedgerFilter::default(), first_page(100))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                let entry = e.entry;
+                let reservation = entry.reservation_id.map(|r| r.to_string());
+                (entry.event_type.as_str(), entry.credits, reservation)
+            })
+            .collect();
+        events.sort();
+        events
+    };
+    let (first, second) = (Some(settled.id.to_string()), Some(held.id.to_string()));
+    assert_eq!(
+        named(child.id).await,
+        [
+            ("allocation", 100, None),
+            // The archive's sweep of what was not reserved: no reservation's.
+            ("reclaim", -45, None),
+            ("reclaim", -20, second.clone()),
+            ("usage", -25, first),
+            ("usage", -10, second.clone()),
+        ]
+    );
+    assert_eq!(
+        named(parent.id).await,
+        [
+            ("allocation", -100, None),
+            ("grant", 100, None),
+            ("reclaim", 20, second),
+            ("reclaim", 45, None),
+        ]
+    );
+}
+
 /// Twenty concurrent reservations of 60 against 1,000: exactly 16 are held, nothing overdraws.
 pub async fn concurrent_reservations_never_overdraw(s: &Stores) {
     let (_, child) = funded_child(s, 1_000).await;
@@ -496,6 +558,7 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
                     event_type: LedgerEventType::Grant,
                     credits: 500,
                     transfer_id: None,
+                    reservation_id: None,
                     description: None,
                     metadata: Default::default(),
                     created_at: at(3),
@@ -554,6 +617,7 @@ pub async fn an_archive_racing_reservations_and_allocations_conserves_credits(s:
                     event_type: LedgerEventType::Allocation,
                     credits,
                     transfer_id: transfer,
+                    reservation_id: None,
                     description: None,
                     metadata: Default::default(),
                     created_at: at(150),

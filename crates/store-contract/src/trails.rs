@@ -153,6 +153,7 @@ pub async fn a_trail_is_written_with_its_effect_and_only_then(s: &Stores) {
         event_type: domain::credits::LedgerEventType::Allocation,
         credits,
         transfer_id: None,
+        reservation_id: None,
         description: None,
         metadata: Default::default(),
         created_at: at(14),
@@ -656,6 +657,47 @@ pub async fn an_attempt_is_recorded_with_its_job_and_the_failure_count(s: &Store
         0
     );
     assert!(claim_deliveries(s, later()).await.is_empty());
+}
+
+/// A delivery's retry that fell due while its owner was suspended is claimed after the resume as
+/// held ([`Lease::was_held`]); recording its attempt schedules it again, so the next retry's
+/// lease is not held — each hold moves the schedule once (API.md §7).
+pub async fn a_delivery_retry_scheduled_again_is_no_longer_held(s: &Stores) {
+    let (_, child) = family(s).await;
+    let hooks = endpoint(&child, EndpointScope::Own, EventSelection::All);
+    add(s, &hooks).await;
+    let updated = event(child.id, EventType::OrganizationUpdated, at(10));
+    s.webhooks
+        .record(&Trail::none().with_event(updated), None)
+        .await
+        .unwrap();
+    let first = claim_deliveries(s, at(10)).await.pop().unwrap();
+    assert!(!first.was_held);
+    let retry_at = |n: i64| failed_attempt(at(n + 1), Some(at(n + 100)));
+    assert!(s
+        .webhooks
+        .finish_attempt(&first, &retry_at(10))
+        .await
+        .unwrap());
+
+    let paused = suspended(&child, at(50));
+    let write = |to: Organization, from: Organization| async move {
+        let none = Trail::none();
+        let written = s.organizations.update(&to, from.revision, &none, None);
+        assert_eq!(written.await.unwrap(), Write::Applied);
+    };
+    write(paused.clone(), child.clone()).await;
+    assert!(claim_deliveries(s, at(200)).await.is_empty(), "held");
+    write(resumed(&paused, at(250)), paused).await;
+    let second = claim_deliveries(s, at(300)).await.pop().unwrap();
+    assert!(second.was_held, "due at 110, held until 250");
+    assert!(s
+        .webhooks
+        .finish_attempt(&second, &retry_at(300))
+        .await
+        .unwrap());
+    let third = claim_deliveries(s, at(400)).await.pop().unwrap();
+    assert!(!third.was_held, "scheduled again after the hold");
 }
 
 pub async fn failures_in_a_row_pause_the_endpoint(s: &Stores) {

@@ -113,6 +113,9 @@ pub struct LedgerEventDto {
     pub event_type: &'static str,
     pub credits: i64,
     pub balance_after: u64,
+    /// The reservation whose settling spent these credits (`usage`), or whose release by an
+    /// archived organization returned them to the parent (`reclaim`); otherwise null.
+    #[schema(example = "rsv_6f1c2b1e-8d4a-4f43-9b57-1f0a3c5d7e91")]
     pub reservation_id: Option<String>,
     pub transfer_id: Option<String>,
     pub description: Option<String>,
@@ -128,8 +131,7 @@ impl From<&LedgerEvent> for LedgerEventDto {
             event_type: entry.event_type.as_str(),
             credits: entry.credits,
             balance_after: event.balance_after,
-            // Reservations come with the metering interface; no event refers to one yet.
-            reservation_id: None,
+            reservation_id: entry.reservation_id.map(|r| r.to_string()),
             transfer_id: entry.transfer_id.map(|t| t.to_string()),
             description: entry.description.clone(),
             metadata: entry.metadata.pairs().clone(),
@@ -200,7 +202,7 @@ impl From<ReserveBody> for NewReservation {
     }
 }
 
-/// `POST /v1/credits/reservations/:reservationId/settle`.
+/// `POST /v1/credits/reservations/:id/settle`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettleBody {

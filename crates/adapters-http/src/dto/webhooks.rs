@@ -14,7 +14,7 @@ pub struct EndpointDto {
     pub id: String,
     #[schema(example = "https://hooks.example.com/layers")]
     pub url: String,
-    /// Event types, or `["*"]` for every one.
+    /// Event types, or `["*"]` for every one (however the request wrote it: `"*"` or `["*"]`).
     pub events: Vec<String>,
     /// `own` or `all_children`.
     #[schema(example = "own")]
@@ -72,7 +72,7 @@ pub struct EndpointList {
     pub next_cursor: Option<String>,
 }
 
-/// `DELETE /v1/webhook-endpoints/:endpointId`.
+/// `DELETE /v1/webhook-endpoints/:id`.
 #[derive(Serialize, ToSchema)]
 pub struct DeletedEndpointDto {
     #[schema(example = "whe_5b0e6a4e-3c1f-4f6b-9a53-7d2f1c0e8b11")]
@@ -138,7 +138,8 @@ pub struct CreateEndpointBody {
     /// An `https` URL of a public address (at most 2048 characters).
     #[schema(schema_with = crate::openapi::webhook_url)]
     pub url: String,
-    /// 1–50 event types, or `["*"]` alone.
+    /// 1–50 event types, or `"*"` (also written `["*"]`) for every one.
+    #[serde(deserialize_with = "events")]
     #[schema(schema_with = crate::openapi::webhook_events)]
     pub events: Vec<String>,
     /// At most 500 characters, no NUL; `null` is none.
@@ -161,7 +162,7 @@ impl From<CreateEndpointBody> for NewEndpoint {
     }
 }
 
-/// `PATCH /v1/webhook-endpoints/:endpointId`: only the fields sent change.
+/// `PATCH /v1/webhook-endpoints/:id`: only the fields sent change.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchEndpointBody {
@@ -169,8 +170,8 @@ pub struct PatchEndpointBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = crate::openapi::webhook_url)]
     pub url: Option<String>,
-    /// 1–50 event types, or `["*"]` alone; not nullable.
-    #[serde(default, deserialize_with = "present")]
+    /// 1–50 event types, or `"*"` (also written `["*"]`) for every one; not nullable.
+    #[serde(default, deserialize_with = "present_events")]
     #[schema(schema_with = crate::openapi::webhook_events)]
     pub events: Option<Vec<String>>,
     /// At most 500 characters, no NUL; a string sets it, `null` clears it.
@@ -192,4 +193,52 @@ impl From<PatchEndpointBody> for EndpointPatch {
             status: body.status,
         }
     }
+}
+
+/// `events` as API.md §7 writes it, "1–50 event types or `"*"`": the string `"*"`, or an array
+/// (which may be `["*"]`). Both mean every event type and become `["*"]`, which the domain reads;
+/// any other string is a `422` naming `events`. Use with `#[serde(deserialize_with)]`.
+fn events<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Events;
+
+    impl<'de> serde::de::Visitor<'de> for Events {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("\"*\" or an array of event types")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            if value == "*" {
+                Ok(vec!["*".to_owned()])
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Str(value), &self))
+            }
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut names = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            while let Some(name) = seq.next_element::<String>()? {
+                names.push(name);
+            }
+            Ok(names)
+        }
+    }
+
+    deserializer.deserialize_any(Events)
+}
+
+/// [`events`] for a PATCH: absent → `None`; `null` is a wrong type, like any value not `"*"` or
+/// an array.
+fn present_events<'de, D>(deserializer: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    events(deserializer).map(Some)
 }

@@ -104,15 +104,15 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
                     .route(web::post().to(reservations::reserve)),
             )
             .service(
-                resource("/v1/credits/reservations/{reservationId}", "GET")
+                resource("/v1/credits/reservations/{id}", "GET")
                     .route(web::get().to(reservations::get_reservation)),
             )
             .service(
-                resource("/v1/credits/reservations/{reservationId}/settle", "POST")
+                resource("/v1/credits/reservations/{id}/settle", "POST")
                     .route(web::post().to(reservations::settle)),
             )
             .service(
-                resource("/v1/credits/reservations/{reservationId}/release", "POST")
+                resource("/v1/credits/reservations/{id}/release", "POST")
                     .route(web::post().to(reservations::release)),
             )
             .service(
@@ -141,21 +141,21 @@ pub fn configure(config: &mut web::ServiceConfig, state: ApiState) {
                     .route(web::get().to(webhooks::list_endpoints)),
             )
             .service(
-                resource("/v1/webhook-endpoints/{endpointId}", "GET, PATCH, DELETE")
+                resource("/v1/webhook-endpoints/{id}", "GET, PATCH, DELETE")
                     .route(web::get().to(webhooks::get_endpoint))
                     .route(web::patch().to(webhooks::update_endpoint))
                     .route(web::delete().to(webhooks::delete_endpoint)),
             )
             .service(
-                resource("/v1/webhook-endpoints/{endpointId}/deliveries", "GET")
+                resource("/v1/webhook-endpoints/{id}/deliveries", "GET")
                     .route(web::get().to(webhooks::list_deliveries)),
             )
             .service(
-                resource("/v1/webhook-endpoints/{endpointId}/test", "POST")
+                resource("/v1/webhook-endpoints/{id}/test", "POST")
                     .route(web::post().to(webhooks::test_endpoint)),
             )
             .service(
-                resource("/v1/webhook-deliveries/{deliveryId}/replay", "POST")
+                resource("/v1/webhook-deliveries/{id}/replay", "POST")
                     .route(web::post().to(webhooks::replay_delivery)),
             )
             .service(resource("/v1/audit-log", "GET").route(web::get().to(audit::audit_log)))
@@ -185,6 +185,12 @@ impl Caller {
     /// The route's scope check; the use case checks it too, for Rust callers of the domain.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         policy::require_scope(&self.0, scope).map_err(ApiError::from)
+    }
+
+    /// A route either of two scopes opens; refused naming `named` (see
+    /// [`policy::require_either_scope`]).
+    pub fn require_either(&self, named: Scope, also: Scope) -> Result<(), ApiError> {
+        policy::require_either_scope(&self.0, named, also).map_err(ApiError::from)
     }
 }
 

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::{body, idempotent, ApiState};
 
 fn reservation_id(raw: &str) -> Result<ReservationId, ApiError> {
-    ReservationId::parse(raw).map_err(|e| ApiError::invalid("reservationId", &e.to_string()))
+    ReservationId::parse(raw).map_err(|e| ApiError::invalid("id", &e.to_string()))
 }
 
 fn render(
@@ -57,22 +57,23 @@ pub async fn reserve(
     .await
 }
 
-/// One reservation of the acting organization.
-#[utoipa::path(get, path = "/v1/credits/reservations/{reservationId}", tag = "credits",
-    params(("reservationId" = String, Path, description = "rsv_-prefixed or bare UUID")),
+/// One reservation of the acting organization. Needs `credits:read` or `credits:write` (`*`
+/// covers both): the service that reserves and settles may read what it holds.
+#[utoipa::path(get, path = "/v1/credits/reservations/{id}", tag = "credits",
+    params(("id" = String, Path, description = "rsv_-prefixed or bare UUID")),
     responses(
         (status = 200, body = ReservationDto),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN_SCOPE: needs credits:read", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN_SCOPE: needs credits:read or credits:write (details.requiredScope names credits:read)", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such reservation in the acting organization", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION: malformed reservationId", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed id", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
 pub async fn get_reservation(
     state: web::Data<ApiState>,
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::CreditsRead)?;
+    caller.require_either(Scope::CreditsRead, Scope::CreditsWrite)?;
     let id = reservation_id(&path)?;
     let reservation = state.control_plane.get_reservation(&caller.0, id).await?;
     Ok(HttpResponse::Ok().json(ReservationDto::from(&reservation)))
@@ -80,15 +81,15 @@ pub async fn get_reservation(
 
 /// Spend part or all of a held reservation; the rest is released. Settling again with the same
 /// amount (or a released or expired reservation) returns it as it is; another amount is 409.
-#[utoipa::path(post, path = "/v1/credits/reservations/{reservationId}/settle", tag = "credits", request_body = SettleBody,
-    params(("reservationId" = String, Path, description = "rsv_-prefixed or bare UUID")),
+#[utoipa::path(post, path = "/v1/credits/reservations/{id}/settle", tag = "credits", request_body = SettleBody,
+    params(("id" = String, Path, description = "rsv_-prefixed or bare UUID")),
     responses(
         (status = 200, body = ReservationDto),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN_SCOPE: needs credits:write", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such reservation in the acting organization", body = ErrorEnvelope),
         (status = 409, description = "CONFLICT: already settled with another amount", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION: malformed reservationId, or credits outside 0..reserved", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed id, or credits outside 0..reserved", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
 pub async fn settle(
     state: web::Data<ApiState>,
@@ -118,14 +119,14 @@ pub async fn settle(
 }
 
 /// Release a held reservation in full; a finished one is returned as it is.
-#[utoipa::path(post, path = "/v1/credits/reservations/{reservationId}/release", tag = "credits",
-    params(("reservationId" = String, Path, description = "rsv_-prefixed or bare UUID")),
+#[utoipa::path(post, path = "/v1/credits/reservations/{id}/release", tag = "credits",
+    params(("id" = String, Path, description = "rsv_-prefixed or bare UUID")),
     responses(
         (status = 200, body = ReservationDto),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN_SCOPE: needs credits:write", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such reservation in the acting organization", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION: malformed reservationId", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed id", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
 pub async fn release(
     state: web::Data<ApiState>,

@@ -20,11 +20,11 @@ const ENDPOINTS: &str = "webhook_endpoints";
 const DELIVERIES: &str = "webhook_deliveries";
 
 pub fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
-    EndpointId::parse(raw).map_err(|e| ApiError::invalid("endpointId", &e.to_string()))
+    EndpointId::parse(raw).map_err(|e| ApiError::invalid("id", &e.to_string()))
 }
 
 pub fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
-    DeliveryId::parse(raw).map_err(|e| ApiError::invalid("deliveryId", &e.to_string()))
+    DeliveryId::parse(raw).map_err(|e| ApiError::invalid("id", &e.to_string()))
 }
 
 fn render_endpoint(
@@ -103,14 +103,14 @@ pub async fn list_endpoints(
 }
 
 /// One endpoint of the acting organization.
-#[utoipa::path(get, path = "/v1/webhook-endpoints/{endpointId}", tag = "webhooks",
-    params(("endpointId" = String, Path, description = "whe_-prefixed or bare UUID")),
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "whe_-prefixed or bare UUID")),
     responses(
         (status = 200, body = EndpointDto),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN_SCOPE: needs webhooks:read", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such endpoint in the acting organization", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION: malformed endpointId", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed id", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
 pub async fn get_endpoint(
     state: web::Data<ApiState>,
@@ -129,15 +129,15 @@ pub async fn get_endpoint(
 /// Change an endpoint: `url`, `events`, `description` (`null` clears it), `status` (`enabled` or
 /// `disabled`; enabling an `auto_paused` endpoint resets its failure count). Only the fields
 /// sent change.
-#[utoipa::path(patch, path = "/v1/webhook-endpoints/{endpointId}", tag = "webhooks", request_body = PatchEndpointBody,
-    params(("endpointId" = String, Path, description = "whe_-prefixed or bare UUID")),
+#[utoipa::path(patch, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", request_body = PatchEndpointBody,
+    params(("id" = String, Path, description = "whe_-prefixed or bare UUID")),
     responses(
         (status = 200, body = EndpointDto),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN_SCOPE: needs webhooks:write", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such endpoint in the acting organization", body = ErrorEnvelope),
         (status = 409, description = "CONFLICT: the acting organization is archived", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION: malformed endpointId, url, events, description or status", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed id, url, events, description or status", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
 pub async fn update_endpoint(
     state: web::Data<ApiState>,
@@ -167,15 +167,15 @@ pub async fn update_endpoint(
 }
 
 /// Delete an endpoint; its deliveries still pending are canceled.
-#[utoipa::path(delete, path = "/v1/webhook-endpoints/{endpointId}", tag = "webhooks",
-    params(("endpointId" = String, Path, description = "whe_-prefixed or bare UUID")),
+#[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "whe_-prefixed or bare UUID")),
     responses(
         (status = 200, body = DeletedEndpointDto),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN_SCOPE: needs webhooks:write", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such endpoint in the acting organization", body = ErrorEnvelope),
         (status = 409, description = "CONFLICT: the acting organization is archived", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION: malformed endpointId", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed id", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
 pub async fn delete_endpoint(
     state: web::Data<ApiState>,
@@ -207,9 +207,9 @@ pub async fn delete_endpoint(
 
 /// An endpoint's deliveries, newest first: `pending`, `held` (the owner is suspended),
 /// `succeeded`, `failed`, `abandoned` or `canceled`, with attempts and the last error.
-#[utoipa::path(get, path = "/v1/webhook-endpoints/{endpointId}/deliveries", tag = "webhooks",
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks",
     params(
-        ("endpointId" = String, Path, description = "whe_-prefixed or bare UUID"),
+        ("id" = String, Path, description = "whe_-prefixed or bare UUID"),
         ("limit" = Option<usize>, Query, description = "1-100, default 25"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
     responses(
@@ -217,7 +217,7 @@ pub async fn delete_endpoint(
         (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN_SCOPE: needs webhooks:read", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such endpoint in the acting organization", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION: malformed endpointId, bad limit or cursor", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed id, bad limit or cursor", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
 pub async fn list_deliveries(
     state: web::Data<ApiState>,
@@ -239,15 +239,15 @@ pub async fn list_deliveries(
 }
 
 /// Send a `test.ping` to one endpoint, whatever it subscribes to. Answers the queued delivery.
-#[utoipa::path(post, path = "/v1/webhook-endpoints/{endpointId}/test", tag = "webhooks",
-    params(("endpointId" = String, Path, description = "whe_-prefixed or bare UUID")),
+#[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/test", tag = "webhooks",
+    params(("id" = String, Path, description = "whe_-prefixed or bare UUID")),
     responses(
         (status = 202, body = DeliveryDto),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN_SCOPE: needs webhooks:write", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such endpoint in the acting organization", body = ErrorEnvelope),
         (status = 409, description = "CONFLICT: the endpoint is not enabled, or the acting organization is archived", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION: malformed endpointId", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed id", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
 pub async fn test_endpoint(
     state: web::Data<ApiState>,
@@ -278,15 +278,15 @@ pub async fn test_endpoint(
 
 /// Send a delivery's event again, to the same endpoint, under a new event id; the body names the
 /// original (`replayOf`). Answers the new delivery.
-#[utoipa::path(post, path = "/v1/webhook-deliveries/{deliveryId}/replay", tag = "webhooks",
-    params(("deliveryId" = String, Path, description = "whd_-prefixed or bare UUID")),
+#[utoipa::path(post, path = "/v1/webhook-deliveries/{id}/replay", tag = "webhooks",
+    params(("id" = String, Path, description = "whd_-prefixed or bare UUID")),
     responses(
         (status = 202, body = DeliveryDto),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN_SCOPE: needs webhooks:write", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such delivery to an endpoint of the acting organization", body = ErrorEnvelope),
         (status = 409, description = "CONFLICT: the endpoint is not enabled, or the acting organization is archived", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION: malformed deliveryId", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION: malformed id", body = ErrorEnvelope),
         (status = 503, description = "KILL_SWITCH or UNAVAILABLE", body = ErrorEnvelope)))]
 pub async fn replay_delivery(
     state: web::Data<ApiState>,

@@ -140,6 +140,9 @@ pub struct LedgerEntry {
     /// Into the wallet positive, out of it negative.
     pub credits: i64,
     pub transfer_id: Option<TransferId>,
+    /// The reservation whose ending wrote it: its `usage`, or the `reclaim` of what an archived
+    /// organization's reservation released. `None` for everything else.
+    pub reservation_id: Option<ReservationId>,
     pub description: Option<String>,
     pub metadata: Metadata,
     pub created_at: Timestamp,
@@ -328,6 +331,39 @@ pub struct CreditConfigPatch {
     pub auto_refill_enabled: Option<bool>,
 }
 
+impl CreditConfigPatch {
+    /// What can be checked without the stored config, so that it is answered before the
+    /// organization is looked up (API.md §1.2: 422 before 404): every number sent is in range.
+    /// Whether the refill pair goes together depends on the stored config:
+    /// [`CreditConfig::patched`] checks that (and these again).
+    pub fn check_values(&self) -> Result<(), Vec<FieldError>> {
+        let errors: Vec<FieldError> = [
+            ("monthlyCreditCap", self.monthly_credit_cap, 0),
+            ("refillThreshold", self.refill_threshold, 0),
+            ("refillAmount", self.refill_amount, 1),
+        ]
+        .into_iter()
+        .filter_map(|(field, sent, min)| out_of_range(field, sent.flatten()?, min))
+        .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A config value `n` sent for `field` that is not from `min` to [`Credits::MAX`].
+fn out_of_range(field: &str, n: i64, min: i64) -> Option<FieldError> {
+    let max = i64::try_from(Credits::MAX).unwrap_or(i64::MAX);
+    (n < min || n > max).then(|| {
+        FieldError::new(
+            field,
+            format!("must be null or an integer from {min} to {}", Credits::MAX),
+        )
+    })
+}
+
 impl CreditConfig {
     /// The config after `patch`, validated: numbers are whole and non-negative (an amount
     /// positive), threshold and amount are set together, and auto-refill needs both.
@@ -337,18 +373,13 @@ impl CreditConfig {
             |field: &str, sent: Option<Option<i64>>, current: Option<u64>, min: i64| match sent {
                 None => current,
                 Some(None) => None,
-                Some(Some(n))
-                    if n >= min && n <= i64::try_from(Credits::MAX).unwrap_or(i64::MAX) =>
-                {
-                    u64::try_from(n).ok()
-                }
-                Some(Some(_)) => {
-                    errors.push(FieldError::new(
-                        field,
-                        format!("must be null or an integer from {min} to {}", Credits::MAX),
-                    ));
-                    current
-                }
+                Some(Some(n)) => match out_of_range(field, n, min) {
+                    Some(error) => {
+                        errors.push(error);
+                        current
+                    }
+                    None => u64::try_from(n).ok(),
+                },
             };
         let monthly_credit_cap = value(
             "monthlyCreditCap",
@@ -452,6 +483,31 @@ mod config_tests {
             ..CreditConfigPatch::default()
         };
         assert!(CreditConfig::default().patched(enable_alone).is_err());
+    }
+
+    #[test]
+    fn values_are_checked_without_the_stored_config() {
+        let fields = |p: CreditConfigPatch| -> Vec<String> {
+            p.check_values()
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(
+            fields(patch(Some(Some(-1)), Some(Some(-1)), Some(Some(0)))),
+            ["monthlyCreditCap", "refillThreshold", "refillAmount"]
+        );
+        assert_eq!(
+            fields(patch(Some(Some(1 << 53)), None, None)),
+            ["monthlyCreditCap"]
+        );
+        // The pair going together depends on what is stored: not checked here.
+        assert!(patch(None, Some(Some(100)), None).check_values().is_ok());
+        assert!(patch(Some(None), Some(Some(0)), Some(Some(1)))
+            .check_values()
+            .is_ok());
     }
 
     #[test]

@@ -151,6 +151,7 @@ impl ControlPlane {
             event_type: LedgerEventType::Allocation,
             credits: credits.signed(direction),
             transfer_id: Some(transfer_id),
+            reservation_id: None,
             description: input.description.clone(),
             metadata: metadata.clone(),
             created_at: now,
@@ -235,6 +236,7 @@ impl ControlPlane {
             event_type: LedgerEventType::Grant,
             credits: credits.signed(Direction::In),
             transfer_id: None,
+            reservation_id: None,
             description,
             metadata: Metadata::default(),
             created_at: now,
@@ -403,6 +405,7 @@ impl ControlPlane {
             event_type: LedgerEventType::Allocation,
             credits: credits.signed(direction),
             transfer_id: Some(transfer_id),
+            reservation_id: None,
             description: Some("auto-refill".to_owned()),
             metadata: Metadata::default(),
             created_at: now,
@@ -449,6 +452,7 @@ impl ControlPlane {
         patch: CreditConfigPatch,
     ) -> Result<(CreditConfig, Wallet), DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
+        patch.check_values().map_err(DomainError::Validation)?;
         let current = self.ports.credits.credit_config(id).await;
         let child = self.load_child(principal, id).await?;
         let current = current?;
@@ -474,13 +478,14 @@ impl ControlPlane {
         Ok((config, self.ports.credits.wallet(child.id).await?))
     }
 
-    /// One reservation of the acting organization (`credits:read`).
+    /// One reservation of the acting organization (`credits:read` or `credits:write`: the
+    /// service that reserves and settles may read what it holds, API.md §6.4).
     pub async fn get_reservation(
         &self,
         principal: &Principal,
         id: ReservationId,
     ) -> Result<Reservation, DomainError> {
-        policy::require_scope(principal, Scope::CreditsRead)?;
+        policy::require_either_scope(principal, Scope::CreditsRead, Scope::CreditsWrite)?;
         self.own_reservation(principal, id).await
     }
 
@@ -494,19 +499,23 @@ impl ControlPlane {
         credits: i64,
     ) -> Result<Reservation, DomainError> {
         policy::require_scope(principal, Scope::CreditsWrite)?;
-        let reservation = self.own_reservation(principal, id).await?;
+        let invalid =
+            |message: String| DomainError::validation(FieldError::new("credits", message));
+        // The amount's shape is the request's, checked before the reservation is looked up
+        // (API.md §1.2: 422 before 404); only "more than reserved" needs the reservation.
         let spent = u64::try_from(credits)
             .ok()
-            .filter(|n| *n <= reservation.credits)
+            .filter(|n| *n <= Credits::MAX)
             .ok_or_else(|| {
-                DomainError::validation(FieldError::new(
-                    "credits",
-                    format!(
-                        "must be an integer from 0 to {} (the reserved credits)",
-                        reservation.credits
-                    ),
-                ))
+                invalid("must be an integer from 0 to the reserved credits".to_owned())
             })?;
+        let reservation = self.own_reservation(principal, id).await?;
+        if spent > reservation.credits {
+            return Err(invalid(format!(
+                "must be an integer from 0 to {} (the reserved credits)",
+                reservation.credits
+            )));
+        }
         let finished = self
             .finish(
                 &reservation,

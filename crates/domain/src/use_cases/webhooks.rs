@@ -427,9 +427,13 @@ impl ControlPlane {
         let outcome = self.ports.sender.send(request).await;
         let at = self.ports.clock.now();
         let attempts = delivery.attempts.saturating_add(1);
+        // Anchored on the first try and the due times, not on when this attempt ended, so slow
+        // or late attempts do not drift the schedule; a held one moves it (API.md §7).
+        let on_schedule =
+            webhooks::on_schedule(attempts, lease.job.run_at, started, lease.was_held);
         let failed = |response_status: Option<u16>, error: String, retry: bool| {
             let next = if retry {
-                webhooks::next_attempt(attempts, at)
+                webhooks::next_attempt(attempts, on_schedule)
             } else {
                 None
             };

@@ -10,6 +10,7 @@ store_tests!(
     bodies_are_bounded_and_validated,
     malformed_ids_name_the_parameter,
     a_bad_patch_is_422_before_404_and_409,
+    the_openapi_document_names_the_id_parameters_as_the_contract_does,
 );
 
 async fn every_bad_key_gets_the_same_401(app: TestApp) {
@@ -159,6 +160,88 @@ async fn malformed_ids_name_the_parameter(app: TestApp) {
             );
         }
     }
+
+    // The contract writes the reservation and webhook routes with `:id` (API.md §6.4, §7), so
+    // that is the parameter a malformed one names — also for another resource's prefix.
+    let key = app.mint_key(&child, &["*"]).await.1;
+    let shaped = |prefix: &str| child.replacen("org_", prefix, 1);
+    for bad in [
+        "nope".to_owned(),
+        shaped("whe_"),
+        shaped("rsv_"),
+        shaped("whd_"),
+    ] {
+        let mut responses = Vec::new();
+        if !bad.starts_with("rsv_") {
+            let reservation = format!("/v1/credits/reservations/{bad}");
+            responses.push(app.get(&reservation, &key).await);
+            let settle = format!("{reservation}/settle");
+            responses.push(app.post(&settle, &key, json!({"credits": 1})).await);
+            let release = format!("{reservation}/release");
+            responses.push(app.post_empty(&release, &key).await);
+        }
+        if !bad.starts_with("whe_") {
+            let endpoint = format!("/v1/webhook-endpoints/{bad}");
+            responses.push(app.get(&endpoint, &key).await);
+            let patch = json!({"status": "enabled"});
+            responses.push(app.patch(&endpoint, &key, patch).await);
+            responses.push(app.delete(&endpoint, &key).await);
+            let deliveries = format!("{endpoint}/deliveries");
+            responses.push(app.get(&deliveries, &key).await);
+            responses.push(app.post_empty(&format!("{endpoint}/test"), &key).await);
+        }
+        if !bad.starts_with("whd_") {
+            let replay = format!("/v1/webhook-deliveries/{bad}/replay");
+            responses.push(app.post_empty(&replay, &key).await);
+        }
+        for response in responses {
+            assert_eq!(
+                response.assert_error(422, "VALIDATION")["fields"][0]["field"],
+                "id",
+                "{bad}"
+            );
+        }
+    }
+}
+
+/// The OpenAPI document names the reservation and webhook path parameters `id`, like the
+/// contract's routes and the 422 that names a malformed one, with the resource's own prefix.
+async fn the_openapi_document_names_the_id_parameters_as_the_contract_does(app: TestApp) {
+    let spec = app.openapi().await;
+    let mut seen = Vec::new();
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        for old in ["{reservationId}", "{endpointId}", "{deliveryId}"] {
+            assert!(!path.contains(old), "{path}");
+        }
+        let prefix = [
+            ("/v1/credits/reservations/{id}", "rsv_"),
+            ("/v1/webhook-endpoints/{id}", "whe_"),
+            ("/v1/webhook-deliveries/{id}", "whd_"),
+        ]
+        .into_iter()
+        .find(|(route, _)| path.starts_with(route));
+        let Some((_, prefix)) = prefix else { continue };
+        for (method, operation) in operations.as_object().unwrap() {
+            let id = operation["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["in"] == "path")
+                .unwrap_or_else(|| panic!("{method} {path} has no path parameter"));
+            assert_eq!(id["name"], "id", "{method} {path}");
+            let pattern = id["schema"]["pattern"].as_str().unwrap();
+            let any_case: String = prefix
+                .chars()
+                .map(|c| match c {
+                    '_' => "_".to_owned(),
+                    c => format!("[{c}{}]", c.to_ascii_uppercase()),
+                })
+                .collect();
+            assert!(pattern.contains(&any_case), "{method} {path}: {pattern}");
+            seen.push(format!("{method} {path}"));
+        }
+    }
+    assert_eq!(seen.len(), 9, "{seen:?}");
 }
 
 /// API.md §1.2: request validation (422) before existence (404) before state (409). What the

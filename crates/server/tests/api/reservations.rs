@@ -12,6 +12,10 @@ store_tests!(
     a_reservation_beyond_the_available_balance_is_402,
     unsettled_reservations_expire,
     spend_controls_cap_and_refill,
+    a_reservation_is_read_with_credits_read_or_credits_write,
+    a_settled_reservations_usage_event_names_it,
+    a_malformed_credit_config_is_422_before_a_missing_child_is_404,
+    a_malformed_settle_is_422_before_a_missing_reservation_is_404,
 );
 
 /// A child funded with `credits`, and a key of it that meters work.
@@ -307,4 +311,116 @@ async fn spend_controls_cap_and_refill(app: TestApp) {
         40,
         "the parent has nothing left: no refill"
     );
+}
+
+/// API.md §6.4 is `credits:write`'s section: the service that reserves and settles may read what
+/// it holds. `credits:read` may too; a key with neither is 403 naming `credits:read`.
+async fn a_reservation_is_read_with_credits_read_or_credits_write(app: TestApp) {
+    let (child, key) = metered_child(&app, 100).await;
+    let held = reserve(&app, &key, 10).await.assert_ok(201).clone();
+    let path = format!("/v1/credits/reservations/{}", held["id"].as_str().unwrap());
+    for scopes in [&["credits:read"][..], &["credits:write"], &["*"]] {
+        let (_, reader) = app.mint_key(&child, scopes).await;
+        assert_eq!(
+            app.get(&path, &reader).await.assert_ok(200),
+            &held,
+            "{scopes:?}"
+        );
+    }
+    let (_, neither) = app.mint_key(&child, &["keys:read", "webhooks:write"]).await;
+    let refused = app.get(&path, &neither).await;
+    assert_eq!(
+        refused.assert_error(403, "FORBIDDEN_SCOPE")["requiredScope"],
+        "credits:read"
+    );
+    // The scope comes before the path id (API.md §1.2).
+    app.get("/v1/credits/reservations/nope", &neither)
+        .await
+        .assert_error(403, "FORBIDDEN_SCOPE");
+}
+
+/// API.md §6.3: a ledger item's `reservationId` names the reservation a `usage` event settled,
+/// in the organization's own ledger and in its parent's view of it; other events show null.
+async fn a_settled_reservations_usage_event_names_it(app: TestApp) {
+    let (child, key) = metered_child(&app, 100).await;
+    let id = reserve(&app, &key, 30).await.assert_ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/v1/credits/reservations/{id}/settle"),
+        &key,
+        json!({"credits": 20}),
+    )
+    .await
+    .assert_ok(200);
+    for (path, caller) in [
+        ("/v1/credits/events".to_owned(), &key),
+        (
+            format!("/v1/organizations/{child}/credits/events"),
+            &app.admin_key,
+        ),
+    ] {
+        let listed = app.get(&path, caller).await;
+        let items = listed.assert_ok(200)["items"].as_array().unwrap().clone();
+        let shown: Vec<(&str, &Value)> = items
+            .iter()
+            .map(|item| (item["eventType"].as_str().unwrap(), &item["reservationId"]))
+            .collect();
+        assert_eq!(
+            shown,
+            [("usage", &json!(id)), ("allocation", &Value::Null)],
+            "{path}"
+        );
+        assert_eq!(items[0]["credits"], -20);
+    }
+}
+
+/// A well-formed id that names nothing.
+const NOWHERE: &str = "00000000-0000-4000-8000-000000000000";
+
+/// API.md §1.2: request validation (422) before existence (404). A value no config could take is
+/// refused whatever the id names; whether the refill pair goes together after the merge depends
+/// on the stored config, so it is told only once the child is found.
+async fn a_malformed_credit_config_is_422_before_a_missing_child_is_404(app: TestApp) {
+    let config = format!("/v1/organizations/org_{NOWHERE}/credit-config");
+    for (body, field) in [
+        (json!({"monthlyCreditCap": -1}), "monthlyCreditCap"),
+        (
+            json!({"refillThreshold": -5, "refillAmount": 10}),
+            "refillThreshold",
+        ),
+        (
+            json!({"refillThreshold": 5, "refillAmount": 0}),
+            "refillAmount",
+        ),
+    ] {
+        let refused = app.patch(&config, &app.admin_key, body.clone()).await;
+        assert_eq!(
+            refused.assert_error(422, "VALIDATION")["fields"][0]["field"],
+            field,
+            "{body}"
+        );
+    }
+    app.patch(&config, &app.admin_key, json!({"refillThreshold": 100}))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.patch(&config, &app.admin_key, json!({"monthlyCreditCap": 10}))
+        .await
+        .assert_error(404, "NOT_FOUND");
+}
+
+/// The same for a settle: a negative amount is 422 whatever the id names; "more than reserved"
+/// needs the reservation.
+async fn a_malformed_settle_is_422_before_a_missing_reservation_is_404(app: TestApp) {
+    let (_, key) = metered_child(&app, 100).await;
+    let settle = format!("/v1/credits/reservations/rsv_{NOWHERE}/settle");
+    let refused = app.post(&settle, &key, json!({"credits": -1})).await;
+    assert_eq!(
+        refused.assert_error(422, "VALIDATION")["fields"][0]["field"],
+        "credits"
+    );
+    app.post(&settle, &key, json!({"credits": 5}))
+        .await
+        .assert_error(404, "NOT_FOUND");
 }

@@ -178,18 +178,23 @@ impl Route {
         }
     }
 
-    /// `/v1/webhook-endpoints/{endpointId}/…` or `/v1/webhook-deliveries/{deliveryId}/…`: the
-    /// parameter's name. Both address something of the caller's own (acting) organization.
-    fn hook_param(self) -> Option<&'static str> {
+    /// `/v1/webhook-endpoints/{id}/…` or `/v1/webhook-deliveries/{id}/…`: the targets the
+    /// id is drawn from. Both address something of the caller's own (acting) organization.
+    fn hook_targets(self) -> Option<&'static [TargetKind]> {
         match self {
             Route::GetEndpoint
             | Route::PatchEndpoint
             | Route::DeleteEndpoint
             | Route::ListDeliveries
-            | Route::TestEndpoint => Some("endpointId"),
-            Route::ReplayDelivery => Some("deliveryId"),
+            | Route::TestEndpoint => Some(&ENDPOINT_TARGETS),
+            Route::ReplayDelivery => Some(&DELIVERY_TARGETS),
             _ => None,
         }
+    }
+
+    /// The webhook routes' path parameter: the contract names it `id` (API.md §7).
+    fn hook_param(self) -> Option<&'static str> {
+        self.hook_targets().map(|_| "id")
     }
 
     /// `/v1/organizations/{orgId}/…`
@@ -251,10 +256,8 @@ impl Route {
     }
 
     fn targets(self) -> Vec<TargetKind> {
-        if self.hook_param() == Some("endpointId") {
-            ENDPOINT_TARGETS.to_vec()
-        } else if self.hook_param() == Some("deliveryId") {
-            DELIVERY_TARGETS.to_vec()
+        if let Some(targets) = self.hook_targets() {
+            targets.to_vec()
         } else if self.own_key() {
             OWN_KEY_TARGETS.to_vec()
         } else if self.takes_key() {

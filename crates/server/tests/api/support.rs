@@ -218,6 +218,16 @@ impl TestApp {
             .unwrap();
     }
 
+    /// The server's OpenAPI document (`GET /openapi.json`, no key needed).
+    pub async fn openapi(&self) -> Value {
+        reqwest::get(format!("{}/openapi.json", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The server's clock now (real time plus what the test moved it by).
     pub fn clock_now(&self) -> time::OffsetDateTime {
         self.clock.now().as_offset_datetime()

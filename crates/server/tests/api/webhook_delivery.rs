@@ -19,6 +19,7 @@ use crate::support::{Response, TestApp};
 
 store_tests!(
     deliveries_are_signed_and_a_500_is_retried_on_schedule,
+    late_and_slow_retries_keep_the_schedule_and_a_hold_moves_it,
     a_400_is_not_retried,
     twenty_failures_in_a_row_pause_the_endpoint,
     a_suspended_childs_deliveries_wait_for_resume_and_keep_their_order,
@@ -152,10 +153,10 @@ async fn deliveries_are_signed_and_a_500_is_retried_on_schedule(app: TestApp) {
     assert_eq!(event["data"]["organizationId"], child);
     assert_eq!(event["data"]["object"]["name"], "Renamed");
 
-    // Retries are due 30 s, 1 min and 5 min after the first try: each wait is measured from the
-    // failed attempt, with time moved through the clock port.
-    let mut waits = Vec::new();
-    for (attempt, gap) in [(1, 30), (2, 30), (3, 240)] {
+    // Retries are due 30 s, 1 min and 5 min after the first try, with time moved through the
+    // clock port: on the schedule, though the worker gets to each a second late.
+    let mut first_try = None;
+    for (attempt, offset) in [(1, 30), (2, 60), (3, 300)] {
         let items = deliveries_when(&app, &child, &endpoint, |d| {
             d[0]["attempts"] == attempt && d[0]["nextAttemptAt"].is_string()
         })
@@ -164,9 +165,11 @@ async fn deliveries_are_signed_and_a_500_is_retried_on_schedule(app: TestApp) {
         assert_eq!(delivery["status"], "pending");
         assert_eq!(delivery["lastResponseStatus"], 500);
         assert_eq!(delivery["lastError"], "the endpoint answered 500");
-        let scheduled = instant(&delivery["nextAttemptAt"]) - instant(&delivery["lastAttemptAt"]);
-        assert_eq!(scheduled, time::Duration::seconds(gap));
-        waits.push(scheduled);
+        let next = instant(&delivery["nextAttemptAt"]);
+        // The first try started at most when it ended (`lastAttemptAt`).
+        let first_try = *first_try.get_or_insert(next - time::Duration::seconds(30));
+        assert!(first_try <= instant(&delivery["lastAttemptAt"]));
+        assert_eq!(next - first_try, time::Duration::seconds(offset));
         // Not before it is due…
         app.clock
             .advance(due_in(&app, delivery) - time::Duration::seconds(10));
@@ -192,6 +195,72 @@ async fn deliveries_are_signed_and_a_500_is_retried_on_schedule(app: TestApp) {
             "every attempt sends the event as recorded"
         );
     }
+}
+
+/// API.md §7: retries at 30 s, 1 min, 5 min, … "after the first try" — anchored there, so a
+/// retry the worker starts late, or the receiver answers slowly, moves no later one — and "time
+/// held does not use up retries": a retry that fell due while the owner was suspended goes out
+/// after the resume, and the next waits its full gap from then (docs/decisions.md).
+async fn late_and_slow_retries_keep_the_schedule_and_a_hold_moves_it(app: TestApp) {
+    let receiver = Receiver::start().await;
+    receiver.answer(503);
+    let child = app.create_child("Flaky receiver").await;
+    let (endpoint, _) =
+        endpoint_of(&app, &child, &receiver.url, json!(["organization.updated"])).await;
+    rename(&app, &child, "Renamed").await;
+    let pending = |attempts: u32| {
+        move |d: &[Value]| d[0]["attempts"] == attempts && d[0]["nextAttemptAt"].is_string()
+    };
+    let first = deliveries_when(&app, &child, &endpoint, pending(1)).await;
+    let first_try = instant(&first[0]["nextAttemptAt"]) - time::Duration::seconds(30);
+
+    // The worker gets to the second attempt 15 s late, and the receiver takes 1.5 s to answer.
+    receiver.hold();
+    app.clock
+        .advance(due_in(&app, &first[0]) + time::Duration::seconds(15));
+    receiver.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    receiver.release();
+    let second = deliveries_when(&app, &child, &endpoint, pending(2)).await;
+    let ended = instant(&second[0]["lastAttemptAt"]);
+    assert!(
+        ended - first_try >= time::Duration::seconds(46),
+        "late and slow"
+    );
+    assert_eq!(
+        instant(&second[0]["nextAttemptAt"]) - first_try,
+        time::Duration::minutes(1),
+        "still the first try plus one minute"
+    );
+
+    // Suspended until ten minutes after the third attempt was due: nothing goes out meanwhile.
+    let suspend = format!("/v1/organizations/{child}/suspend");
+    app.post_empty(&suspend, &app.admin_key)
+        .await
+        .assert_ok(200);
+    app.clock
+        .advance(due_in(&app, &second[0]) + time::Duration::minutes(10));
+    receiver
+        .assert_stays_at(2, Duration::from_millis(1_500))
+        .await;
+    let held = deliveries(&app, &child, &endpoint).await;
+    assert_eq!(
+        (&held[0]["status"], &held[0]["attempts"]),
+        (&json!("held"), &json!(2))
+    );
+    let resume = format!("/v1/organizations/{child}/resume");
+    app.post_empty(&resume, &app.admin_key).await.assert_ok(200);
+    let resumed = app.clock_now();
+    receiver.wait_for(3).await;
+    let third = deliveries_when(&app, &child, &endpoint, pending(3)).await;
+    let next = instant(&third[0]["nextAttemptAt"]);
+    // The schedule's next point (the first try plus 5 min) passed during the hold; the next
+    // retry waits the whole gap (5 min − 1 min) from the attempt that went out after the resume.
+    assert!(
+        next >= resumed + time::Duration::minutes(4),
+        "next {next}, resumed {resumed}"
+    );
+    assert!(next <= instant(&third[0]["lastAttemptAt"]) + time::Duration::minutes(4));
 }
 
 async fn a_400_is_not_retried(app: TestApp) {

@@ -28,6 +28,7 @@ store_tests!(
     another_organizations_endpoint_is_not_found,
     lists_are_paged,
     new_routes_are_documented,
+    every_event_type_is_star_written_either_way,
     private_addresses_are_accepted_in_local_development,
     test_ping_and_replay_reach_the_receiver,
     an_event_shows_the_organization_as_the_api_does,
@@ -242,7 +243,13 @@ async fn endpoints_crud_and_validation(app: TestApp) {
         (json!({"events": ["*"]}), "url"),
         (json!({"url": PUBLIC_URL}), "events"),
         (json!({"url": PUBLIC_URL, "events": []}), "events"),
-        (json!({"url": PUBLIC_URL, "events": "*"}), "events"),
+        // A plain string is `"*"` or nothing (API.md §7: "1–50 event types or `"*"`").
+        (
+            json!({"url": PUBLIC_URL, "events": "organization.suspended"}),
+            "events",
+        ),
+        (json!({"url": PUBLIC_URL, "events": "all"}), "events"),
+        (json!({"url": PUBLIC_URL, "events": null}), "events"),
         (
             json!({"url": PUBLIC_URL, "events": ["organization.exploded"]}),
             "events",
@@ -308,33 +315,28 @@ async fn endpoints_crud_and_validation(app: TestApp) {
         assert_invalid(&app.patch(&patch, key, body).await, field);
     }
 
-    // Path ids: 422 naming the parameter, for every route that takes one.
+    // Path ids: 422 naming the parameter, for every route that takes one: `id`, as the contract
+    // writes these routes (API.md §1.3, §7).
     for bad in [
         "not-an-id",
         "org_0b0c0d0e-0f10-4112-8314-151617181920",
         "whd_0b0c0d0e-0f10-4112-8314-151617181920",
     ] {
         let base = format!("/v1/webhook-endpoints/{bad}");
-        assert_invalid(&app.get(&base, key).await, "endpointId");
+        assert_invalid(&app.get(&base, key).await, "id");
         assert_invalid(
             &app.patch(&base, key, json!({"status": "enabled"})).await,
-            "endpointId",
+            "id",
         );
-        assert_invalid(&app.delete(&base, key).await, "endpointId");
-        assert_invalid(
-            &app.get(&format!("{base}/deliveries"), key).await,
-            "endpointId",
-        );
-        assert_invalid(
-            &app.post_empty(&format!("{base}/test"), key).await,
-            "endpointId",
-        );
+        assert_invalid(&app.delete(&base, key).await, "id");
+        assert_invalid(&app.get(&format!("{base}/deliveries"), key).await, "id");
+        assert_invalid(&app.post_empty(&format!("{base}/test"), key).await, "id");
     }
     for bad in ["not-an-id", &id] {
         assert_invalid(
             &app.post_empty(&format!("/v1/webhook-deliveries/{bad}/replay"), key)
                 .await,
-            "deliveryId",
+            "id",
         );
     }
 
@@ -717,22 +719,14 @@ async fn lists_are_paged(app: TestApp) {
 }
 
 async fn new_routes_are_documented(app: TestApp) {
-    let spec: Value = reqwest::get(format!("{}/openapi.json", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = app.openapi().await;
     let paths = spec["paths"].as_object().unwrap();
     for (path, methods) in [
         ("/v1/webhook-endpoints", &["get", "post"][..]),
-        (
-            "/v1/webhook-endpoints/{endpointId}",
-            &["get", "patch", "delete"],
-        ),
-        ("/v1/webhook-endpoints/{endpointId}/deliveries", &["get"]),
-        ("/v1/webhook-endpoints/{endpointId}/test", &["post"]),
-        ("/v1/webhook-deliveries/{deliveryId}/replay", &["post"]),
+        ("/v1/webhook-endpoints/{id}", &["get", "patch", "delete"]),
+        ("/v1/webhook-endpoints/{id}/deliveries", &["get"]),
+        ("/v1/webhook-endpoints/{id}/test", &["post"]),
+        ("/v1/webhook-deliveries/{id}/replay", &["post"]),
         ("/v1/audit-log", &["get"]),
     ] {
         for method in methods {
@@ -775,8 +769,8 @@ async fn new_routes_are_documented(app: TestApp) {
     let created = &paths["/v1/webhook-endpoints"]["post"]["responses"]["201"];
     assert!(created.is_object(), "create answers 201");
     for (path, status) in [
-        ("/v1/webhook-endpoints/{endpointId}/test", "202"),
-        ("/v1/webhook-deliveries/{deliveryId}/replay", "202"),
+        ("/v1/webhook-endpoints/{id}/test", "202"),
+        ("/v1/webhook-deliveries/{id}/replay", "202"),
     ] {
         assert!(
             paths[path]["post"]["responses"][status].is_object(),
@@ -876,6 +870,9 @@ async fn test_ping_and_replay_reach_the_receiver(app: TestApp) {
     let ping = app
         .post_empty(&format!("/v1/webhook-endpoints/{endpoint}/test"), key)
         .await;
+    // Each starts an outbound delivery: the `work` class (rate_limit::WORK_ROUTES names the
+    // route patterns, so a renamed pattern must be renamed there too).
+    assert_eq!(ping.headers["x-ratelimit-endpoint-class"], "work");
     let delivery = ping.assert_ok(202).clone();
     assert_eq!(fields(&delivery), DELIVERY_FIELDS);
     assert!(delivery["id"].as_str().unwrap().starts_with("whd_"));
@@ -925,6 +922,7 @@ async fn test_ping_and_replay_reach_the_receiver(app: TestApp) {
             &[("Idempotency-Key", &replay_key)],
         )
         .await;
+    assert_eq!(replay.headers["x-ratelimit-endpoint-class"], "work");
     let replayed = replay.assert_ok(202).clone();
     assert_eq!(fields(&replayed), DELIVERY_FIELDS);
     assert_ne!(replayed["id"], delivery["id"]);
@@ -1036,4 +1034,59 @@ async fn an_event_shows_the_organization_as_the_api_does(app: TestApp) {
     assert_eq!(deliveries[0]["eventType"], "organization.suspended");
     assert_eq!(deliveries[0]["eventId"], event["id"]);
     assert_eq!(deliveries[0]["status"], "succeeded");
+}
+
+/// API.md §7: `events` is "1–50 event types or `"*"`" — the plain string `"*"` is accepted on
+/// create and on PATCH, like `["*"]`; both show as `["*"]` (docs/decisions.md), and the OpenAPI
+/// document accepts both. Any other plain string is 422 naming `events`, as is a PATCH's `null`.
+async fn every_event_type_is_star_written_either_way(app: TestApp) {
+    let key = &app.admin_key;
+    let created = create(&app, key, json!({"url": PUBLIC_URL, "events": "*"})).await;
+    assert_eq!(created.assert_ok(201)["events"], json!(["*"]));
+    let path = format!("/v1/webhook-endpoints/{}", id_of(&created));
+    assert_eq!(
+        app.get(&path, key).await.assert_ok(200)["events"],
+        json!(["*"])
+    );
+
+    let narrowed = app.patch(&path, key, json!({"events": QUIET_EVENTS})).await;
+    assert_eq!(narrowed.assert_ok(200)["events"], json!(QUIET_EVENTS));
+    let widened = app.patch(&path, key, json!({"events": "*"})).await;
+    assert_eq!(widened.assert_ok(200)["events"], json!(["*"]));
+    for bad in [
+        json!("organization.suspended"),
+        json!(""),
+        json!(null),
+        json!(5),
+    ] {
+        let refused = app.patch(&path, key, json!({"events": bad})).await;
+        assert_invalid(&refused, "events");
+    }
+
+    let spec = app.openapi().await;
+    for (method, path) in [
+        ("post", "/v1/webhook-endpoints"),
+        ("patch", "/v1/webhook-endpoints/{id}"),
+    ] {
+        let body =
+            &spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+        let schema = match body["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference.rsplit('/').next().unwrap();
+                &spec["components"]["schemas"][name]
+            }
+            None => body,
+        };
+        let forms = schema["properties"]["events"]["oneOf"].as_array().unwrap();
+        assert!(
+            forms.contains(&json!({"type": "string", "enum": ["*"]})),
+            "{method} {path}: {forms:?}"
+        );
+        assert!(
+            forms
+                .iter()
+                .any(|f| f["type"] == "array" && f["items"]["enum"] == json!(["*"])),
+            "{method} {path}: {forms:?}"
+        );
+    }
 }

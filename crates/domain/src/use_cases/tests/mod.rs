@@ -3,5 +3,6 @@
 
 mod api_keys;
 mod authenticate;
+mod credits;
 mod organizations;
 mod webhooks;

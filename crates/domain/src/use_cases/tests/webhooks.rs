@@ -54,6 +54,18 @@ fn attempt(
     attempts: u32,
     outcome: Option<SendOutcome>,
 ) -> (AttemptRecord, Vec<(&'static str, String)>) {
+    attempt_due(status, attempts, outcome, at(0), false)
+}
+
+/// [`attempt`] of a delivery whose job was due at `due` (the clock reads `at(NOW)`), and that
+/// waited for a resume if `was_held`.
+fn attempt_due(
+    status: EndpointStatus,
+    attempts: u32,
+    outcome: Option<SendOutcome>,
+    due: crate::Timestamp,
+    was_held: bool,
+) -> (AttemptRecord, Vec<(&'static str, String)>) {
     let endpoint = endpoint(status);
     let delivery = delivery(&endpoint, attempts);
     let lease = Lease {
@@ -62,11 +74,12 @@ fn attempt(
             organization_id: Some(endpoint.organization_id),
             kind: DELIVER.to_owned(),
             payload: delivery.id.to_string(),
-            run_at: at(0),
+            run_at: due,
             attempts: 1,
             queue: Some(endpoint.id.to_string()),
         },
         token: Uuid::new_v4(),
+        was_held,
     };
     let mut mocks = Mocks::new();
     let claimed = lease.clone();
@@ -164,6 +177,49 @@ fn a_500_is_retried_30_seconds_later_and_a_400_is_not() {
     assert_eq!(record.status, DeliveryStatus::Pending);
 }
 
+/// API.md §7: retries are due at 30 s, 1 min, 5 min, … after the first try. A retry that starts
+/// late (the clock reads 5 ms past its due time here) or takes long keeps the schedule: the next
+/// is due one gap after this one was *due*, not after it ended.
+#[test]
+fn a_late_retry_keeps_the_schedule_anchored_on_the_first_try() {
+    let first_try = at(NOW - 30_000_000 - 5_000);
+    let due = first_try.plus(time::Duration::seconds(30));
+    let (record, _) = attempt_due(
+        EndpointStatus::Enabled,
+        1,
+        Some(SendOutcome::Answered { status: 503 }),
+        due,
+        false,
+    );
+    assert_eq!(record.status, DeliveryStatus::Pending);
+    assert_eq!(
+        record.next_attempt_at,
+        Some(first_try.plus(time::Duration::minutes(1))),
+        "the first try plus one minute, whenever the second started"
+    );
+}
+
+/// API.md §7 "Time held does not use up retries": a retry that fell due while the owner was
+/// suspended goes out after the resume, and the next waits its full gap from then.
+#[test]
+fn a_retry_held_past_its_time_moves_the_rest_of_the_schedule() {
+    let due = at(0);
+    let (record, _) = attempt_due(
+        EndpointStatus::Enabled,
+        2,
+        Some(SendOutcome::NoAnswer {
+            error: "connection refused".into(),
+        }),
+        due,
+        true,
+    );
+    assert_eq!(
+        record.next_attempt_at,
+        Some(at(NOW).plus(time::Duration::minutes(4))),
+        "5 min − 1 min after the resumed attempt started, not after it was due"
+    );
+}
+
 #[test]
 fn the_eighth_failed_attempt_abandons_the_delivery() {
     let (record, _) = attempt(
@@ -241,6 +297,7 @@ fn claimed_with(pending: Option<PendingAttempt>) -> (Mocks, Lease) {
             queue: None,
         },
         token: Uuid::new_v4(),
+        was_held: false,
     };
     let mut mocks = Mocks::new();
     let claimed = lease.clone();

@@ -1,0 +1,1 @@
+ALTER TABLE ledger_events DROP COLUMN reservation_id;
