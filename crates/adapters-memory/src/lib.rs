@@ -205,14 +205,15 @@ impl State {
     }
 
     /// Moves `amount` of a child's balance to its parent as two `reclaim` events, naming the
-    /// reservation whose release it is, if any.
+    /// reservation whose release it is, if any, with its description (as every event of a
+    /// reservation's end does).
     fn move_to_parent(
         &mut self,
         child: OrganizationId,
         parent: OrganizationId,
         amount: u64,
         reclaim: Reclaim,
-        reservation_id: Option<ReservationId>,
+        released_by: Option<&Reservation>,
         at: Timestamp,
     ) -> u64 {
         let Ok(signed) = i64::try_from(amount) else {
@@ -227,8 +228,8 @@ impl State {
             event_type: LedgerEventType::Reclaim,
             credits,
             transfer_id: Some(reclaim.transfer_id),
-            reservation_id,
-            description: None,
+            reservation_id: released_by.map(|r| r.id),
+            description: released_by.and_then(|r| r.description.clone()),
             metadata: Metadata::default(),
             created_at: at,
         };
@@ -871,7 +872,7 @@ impl CreditStore for MemoryStore {
                 parent,
                 reservation.credits - spent,
                 reclaim,
-                Some(id),
+                Some(&reservation),
                 at,
             ),
             None => 0,

@@ -380,6 +380,21 @@ pub async fn ledger_events_name_the_reservation_they_came_from(s: &Stores) {
             ("reclaim", 45, None),
         ]
     );
+    // Every event of a reservation's end carries its description; the sweep's carry none.
+    for org in [child.id, parent.id] {
+        for event in s
+            .credits
+            .ledger(org, LedgerFilter::default(), first_page(100))
+            .await
+            .unwrap()
+        {
+            let entry = event.entry;
+            let expected = entry.reservation_id.and(held.description.clone());
+            if entry.event_type.as_str() == "reclaim" {
+                assert_eq!(entry.description, expected, "{entry:?}");
+            }
+        }
+    }
 }
 
 /// Twenty concurrent reservations of 60 against 1,000: exactly 16 are held, nothing overdraws.
