@@ -333,11 +333,12 @@ pub struct CreditConfigPatch {
 
 impl CreditConfigPatch {
     /// What can be checked without the stored config, so that it is answered before the
-    /// organization is looked up (API.md §1.2: 422 before 404): every number sent is in range.
-    /// Whether the refill pair goes together depends on the stored config:
-    /// [`CreditConfig::patched`] checks that (and these again).
+    /// organization is looked up (API.md §1.2: 422 before 404): every number sent is in range,
+    /// a refill pair sent whole is set or cleared together, and auto-refill is not enabled by a
+    /// patch that clears a refill value. The rest depends on the stored config:
+    /// [`CreditConfig::patched`] checks it (and these again).
     pub fn check_values(&self) -> Result<(), Vec<FieldError>> {
-        let errors: Vec<FieldError> = [
+        let mut errors: Vec<FieldError> = [
             ("monthlyCreditCap", self.monthly_credit_cap, 0),
             ("refillThreshold", self.refill_threshold, 0),
             ("refillAmount", self.refill_amount, 1),
@@ -345,12 +346,35 @@ impl CreditConfigPatch {
         .into_iter()
         .filter_map(|(field, sent, min)| out_of_range(field, sent.flatten()?, min))
         .collect();
+        if let (Some(threshold), Some(amount)) = (self.refill_threshold, self.refill_amount) {
+            if threshold.is_some() != amount.is_some() {
+                errors.push(refill_pair_split());
+            }
+        }
+        let clears_refill = self.refill_threshold == Some(None) || self.refill_amount == Some(None);
+        if self.auto_refill_enabled == Some(true) && clears_refill {
+            errors.push(auto_refill_without_refill());
+        }
         if errors.is_empty() {
             Ok(())
         } else {
             Err(errors)
         }
     }
+}
+
+fn refill_pair_split() -> FieldError {
+    FieldError::new(
+        "refillThreshold",
+        "and refillAmount must be both set or both null",
+    )
+}
+
+fn auto_refill_without_refill() -> FieldError {
+    FieldError::new(
+        "autoRefillEnabled",
+        "needs refillThreshold and refillAmount",
+    )
 }
 
 /// A config value `n` sent for `field` that is not from `min` to [`Credits::MAX`].
@@ -395,19 +419,13 @@ impl CreditConfig {
         );
         let refill_amount = value("refillAmount", patch.refill_amount, self.refill_amount, 1);
         if refill_threshold.is_some() != refill_amount.is_some() {
-            errors.push(FieldError::new(
-                "refillThreshold",
-                "and refillAmount must be both set or both null",
-            ));
+            errors.push(refill_pair_split());
         }
         let refill_set = refill_threshold.is_some() && refill_amount.is_some();
         let refill_changed = patch.refill_threshold.is_some() || patch.refill_amount.is_some();
         let auto_refill_enabled = match patch.auto_refill_enabled {
             Some(true) if !refill_set => {
-                errors.push(FieldError::new(
-                    "autoRefillEnabled",
-                    "needs refillThreshold and refillAmount",
-                ));
+                errors.push(auto_refill_without_refill());
                 false
             }
             Some(enabled) => enabled,
@@ -503,7 +521,21 @@ mod config_tests {
             fields(patch(Some(Some(1 << 53)), None, None)),
             ["monthlyCreditCap"]
         );
-        // The pair going together depends on what is stored: not checked here.
+        // A pair sent whole must agree with itself, whatever is stored.
+        assert_eq!(
+            fields(patch(None, Some(Some(100)), Some(None))),
+            ["refillThreshold"]
+        );
+        assert_eq!(
+            fields(patch(None, Some(None), Some(Some(100)))),
+            ["refillThreshold"]
+        );
+        let enable_and_clear = CreditConfigPatch {
+            auto_refill_enabled: Some(true),
+            ..patch(None, Some(None), None)
+        };
+        assert_eq!(fields(enable_and_clear), ["autoRefillEnabled"]);
+        // One half of the pair alone depends on what is stored: not checked here.
         assert!(patch(None, Some(Some(100)), None).check_values().is_ok());
         assert!(patch(Some(None), Some(Some(0)), Some(Some(1)))
             .check_values()

@@ -394,6 +394,14 @@ async fn a_malformed_credit_config_is_422_before_a_missing_child_is_404(app: Tes
             json!({"refillThreshold": 5, "refillAmount": 0}),
             "refillAmount",
         ),
+        (
+            json!({"refillThreshold": 5, "refillAmount": null}),
+            "refillThreshold",
+        ),
+        (
+            json!({"autoRefillEnabled": true, "refillAmount": null}),
+            "autoRefillEnabled",
+        ),
     ] {
         let refused = app.patch(&config, &app.admin_key, body.clone()).await;
         assert_eq!(
