@@ -24,6 +24,7 @@ mod pagination;
 mod processes;
 mod races;
 mod rate_limits;
+mod readme_commands;
 mod receiver;
 mod reservations;
 mod security_matrix;
