@@ -3,7 +3,7 @@
 //! (401) → kill switch (503) → scope (403) → request validation incl. path ids (422) → existence
 //! and ownership (404) → state (409). The expected answer of each cell is computed by one small
 //! oracle ([`expect`]) from the caller's standing and the target's facts, so the table is the
-//! product of three short lists (15 callers × 17 routes × up to 13 targets: 1,575 cells per
+//! product of three short lists (16 callers × 26 routes × up to 13 targets: 2,208 cells per
 //! store), not hundreds of hand-written lines. Every failing cell is reported, not just the first.
 //!
 //! Cells that should succeed and would change something get a fresh target of the same kind, so
@@ -61,6 +61,8 @@ enum Caller {
     OtherPartner,
     /// A key of child A, revoked by the parent.
     RevokedKey,
+    /// A key of child A killed on its own by another key of child A (API.md §5.4).
+    KilledKey,
     /// A key of an archived child (archiving revoked it).
     ArchivedOrgKey,
     /// A key of a suspended child.
@@ -79,7 +81,7 @@ enum Caller {
     MissingHeader,
 }
 
-const CALLERS: [Caller; 15] = [
+const CALLERS: [Caller; 16] = [
     Caller::ParentAdmin,
     Caller::PartnerWithoutOrgAdmin,
     Caller::ChildKey,
@@ -87,6 +89,7 @@ const CALLERS: [Caller; 15] = [
     Caller::NarrowChildKey,
     Caller::OtherPartner,
     Caller::RevokedKey,
+    Caller::KilledKey,
     Caller::ArchivedOrgKey,
     Caller::SuspendedOrgKey,
     Caller::SuspendedPartnerKey,
@@ -493,9 +496,11 @@ struct Hook {
 #[derive(Debug, Clone)]
 enum Standing {
     Unauthenticated,
-    /// Refused by the kill switch because this organization is suspended.
+    /// Refused by the kill switch: this organization is suspended, or (`key`) this key was
+    /// killed on its own.
     Killed {
         organization: String,
+        key: Option<String>,
     },
     Admitted {
         organization: String,
@@ -935,6 +940,10 @@ impl World {
         let (revoked_id, revoked) = http.mint(&admin, &child_a, &["*"]).await;
         let path = format!("/v1/organizations/{child_a}/api-keys/{revoked_id}");
         http.call(Method::DELETE, &path, &admin, None).await;
+        let (killed_id, killed_key) = http.mint(&admin, &child_a, &["*"]).await;
+        let (_, killer) = http.mint(&admin, &child_a, &["keys:write"]).await;
+        let path = format!("/v1/api-keys/{killed_id}/kill");
+        http.call(Method::POST, &path, &killer, None).await;
         let archived = http.create_child(&admin, "matrix archived").await;
         let (_, archived_key) = http.mint(&admin, &archived, &["*"]).await;
         let path = format!("/v1/organizations/{archived}");
@@ -974,6 +983,7 @@ impl World {
         };
         let killed = |organization: &str| Standing::Killed {
             organization: organization.to_owned(),
+            key: None,
         };
         let bearer = |key: &str| Auth::Bearer(key.to_owned());
         // The children's callers get a key per route (`per_route`, below).
@@ -1007,6 +1017,14 @@ impl World {
                 Caller::RevokedKey,
                 bearer(&revoked),
                 Standing::Unauthenticated,
+            ),
+            (
+                Caller::KilledKey,
+                bearer(&killed_key),
+                Standing::Killed {
+                    organization: child_a.clone(),
+                    key: Some(killed_id.clone()),
+                },
             ),
             (
                 Caller::ArchivedOrgKey,
@@ -1383,11 +1401,11 @@ async fn every_route_answers_every_caller_in_the_contracts_order_of_checks(app: 
         let world = World::build(&twin.base, &twin.admin_key, &twin.admin_org, &operator).await;
         cells + run(&world, needs_store).await
     };
-    // 15 callers × (9 routes without a target + 7 org routes × 9 targets + 2 org-and-key routes
+    // 16 callers × (9 routes without a target + 7 org routes × 9 targets + 2 org-and-key routes
     // × 13 + 2 own-key routes × 5 + 6 webhook routes × 5).
     assert_eq!(
         cells,
-        15 * (9 + 7 * 9 + 2 * 13 + 2 * 5 + 6 * 5),
+        CALLERS.len() * (9 + 7 * 9 + 2 * 13 + 2 * 5 + 6 * 5),
         "every cell ran"
     );
 }
@@ -1491,9 +1509,15 @@ fn check(
         (403, _) if details["requiredScope"] != route.scope().unwrap_or_default() => {
             Err(format!("details.requiredScope must be {:?}", route.scope()))
         }
-        (503, Standing::Killed { organization }) => {
-            if details["scope"] != "organization" || details["organizationId"] != **organization {
-                return Err(format!("kill-switch details must name {organization}"));
+        (503, Standing::Killed { organization, key }) => {
+            let scope = if key.is_some() { "key" } else { "organization" };
+            if details["scope"] != scope || details["organizationId"] != **organization {
+                return Err(format!(
+                    "kill-switch details must name {scope} {organization}"
+                ));
+            }
+            if key.is_some() && details["apiKeyId"] != json!(key) {
+                return Err(format!("kill-switch details must name the key {key:?}"));
             }
             assert_z_time(&details["suspendedAt"]);
             Ok(())
