@@ -519,6 +519,7 @@ impl ApiKeyStore for MemoryStore {
         hash: &SecretHash,
         at: Timestamp,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
     ) -> Result<Option<ApiKey>, StoreError> {
         let mut state = self.state();
         let Some(current) = state.api_keys.get(&id) else {
@@ -527,6 +528,7 @@ impl ApiKeyStore for MemoryStore {
         if !current.is_usable_at(at) {
             return Ok(Some(current.clone()));
         }
+        state.check_claim(done.as_ref().map(|d| &d.claim))?;
         if state.key_ids_by_handle.contains_key(handle) {
             return Err(StoreError::Duplicate(format!(
                 "API key handle {}",
@@ -544,6 +546,7 @@ impl ApiKeyStore for MemoryStore {
         key.rotated_at = Some(at);
         let changed = key.clone();
         state.write_trail(trail, 0);
+        state.write_completion(done.map(|d| d.resolve(&changed)));
         Ok(Some(changed))
     }
 

@@ -10,7 +10,7 @@ use diesel::prelude::{
 use diesel::sql_types::{Bool, Nullable};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use domain::api_key::{ApiKey, KeyHandle, RateLimitTier, SecretHash, Supersession};
-use domain::idempotency::Completion;
+use domain::idempotency::{Completion, PendingCompletion};
 use domain::pagination::PageRequest;
 use domain::policy::Credentials;
 use domain::ports::{ApiKeyStore, KeyInsert, Rotation, StoreError};
@@ -52,14 +52,15 @@ enum KeyChange<'a> {
 }
 
 impl PgStore {
-    /// Applies `change` at `at` if the key is usable then, writing `trail` with it; returns the
-    /// key as stored afterwards.
+    /// Applies `change` at `at` if the key is usable then, writing `trail` and `done` (rendered
+    /// from the changed key) with it; returns the key as stored afterwards.
     async fn change_if_usable(
         &self,
         id: ApiKeyId,
         at: Timestamp,
         change: KeyChange<'_>,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
     ) -> Result<Option<ApiKey>, StoreError> {
         use api_keys::dsl;
         let at = at.as_offset_datetime();
@@ -96,14 +97,20 @@ impl PgStore {
                     }
                 }
                 .optional()?;
-                // Only a change that happened leaves a trail.
-                if changed.is_some() {
+                // Only a change that happened leaves a trail, and the answer that reports it.
+                if let Some(row) = &changed {
                     crate::trail::write(conn, trail).await?;
+                    if let Some(done) = &done {
+                        let key = row.clone().into_domain().map_err(|e| {
+                            diesel::result::Error::DeserializationError(Box::new(e))
+                        })?;
+                        complete_with_effect(conn, Some(&done.resolve(&key))).await?;
+                    }
                 }
                 Ok(changed)
             })
             .await
-            .map_err(from_diesel)?;
+            .map_err(from_effect_transaction)?;
         let row = match changed {
             Some(row) => Some(row),
             // Unknown, or no longer usable: then it is returned as stored.
@@ -199,7 +206,7 @@ impl ApiKeyStore for PgStore {
         at: Timestamp,
         trail: &Trail,
     ) -> Result<Option<ApiKey>, StoreError> {
-        self.change_if_usable(id, at, KeyChange::Revoke, trail)
+        self.change_if_usable(id, at, KeyChange::Revoke, trail, None)
             .await
     }
 
@@ -209,7 +216,8 @@ impl ApiKeyStore for PgStore {
         at: Timestamp,
         trail: &Trail,
     ) -> Result<Option<ApiKey>, StoreError> {
-        self.change_if_usable(id, at, KeyChange::Kill, trail).await
+        self.change_if_usable(id, at, KeyChange::Kill, trail, None)
+            .await
     }
 
     async fn rotate(
@@ -278,9 +286,16 @@ impl ApiKeyStore for PgStore {
         hash: &SecretHash,
         at: Timestamp,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
     ) -> Result<Option<ApiKey>, StoreError> {
-        self.change_if_usable(id, at, KeyChange::ReplaceSecret { handle, hash }, trail)
-            .await
+        self.change_if_usable(
+            id,
+            at,
+            KeyChange::ReplaceSecret { handle, hash },
+            trail,
+            done,
+        )
+        .await
     }
 
     async fn set_rate_limit_tier(

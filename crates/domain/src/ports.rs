@@ -257,10 +257,12 @@ pub trait ApiKeyStore: Send + Sync {
     /// Replaces the handle and secret hash of a key usable at `at`, keeping its id, and sets
     /// `rotated_at = at` (the in-place rotation of API.md §5.4): the old secret stops working at
     /// once. Returns the key as stored afterwards, changed or not (compare its handle); `None` if
-    /// there is no such key. The trail is written only with the change.
+    /// there is no such key. The trail, and `done` rendered from the changed key, are written
+    /// only with the change.
     ///
     /// # Errors
-    /// [`StoreError::Duplicate`] if the handle is taken.
+    /// [`StoreError::Duplicate`] if the handle is taken; [`StoreError::Unavailable`] (and nothing
+    /// written) if `done`'s claim was lost.
     async fn replace_secret(
         &self,
         id: ApiKeyId,
@@ -268,6 +270,7 @@ pub trait ApiKeyStore: Send + Sync {
         hash: &SecretHash,
         at: Timestamp,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
     ) -> Result<Option<ApiKey>, StoreError>;
 
     /// Sets a key's rate-limit tier (an operator action). `None` if there is no such key.

@@ -3,6 +3,7 @@
 use domain::trail::Trail;
 use std::sync::Arc;
 
+use domain::api_key::{ApiKey, SecretHash};
 use domain::idempotency::{
     Claim, ClaimOutcome, Completion, Fingerprint, IdempotencyKey, IdempotencyScope,
     PendingCompletion, StoredResponse,
@@ -318,6 +319,64 @@ pub async fn idempotency_an_archive_records_its_figures_with_the_effect(s: &Stor
     assert_eq!(
         claim(s, &scope, "a", 60_000_002).await,
         ClaimOutcome::Replay(response("1 keys, 0 credits"))
+    );
+}
+
+/// An in-place rotation's answer is the changed key with its new secret: rendered and recorded
+/// with the change, so a retry replays that secret instead of rotating once more; a lost claim
+/// changes nothing.
+pub async fn idempotency_an_in_place_rotation_records_its_answer_with_the_effect(s: &Stores) {
+    let (parent, scope) = scope(s).await;
+    let key = key_of(&parent, at(20));
+    s.api_keys.insert(&key, &Trail::none(), None).await.unwrap();
+    let pending = |claim: Claim| PendingCompletion {
+        claim,
+        expires_at: at(1_000_000_000),
+        render: Box::new(|key: &ApiKey| response(key.handle.as_str())),
+    };
+    let new_handle = crate::fixtures::handle();
+    let new_hash = SecretHash::of("the new secret");
+
+    let lost = claimed(claim(s, &scope, "a", 0).await);
+    let current = claimed(claim(s, &scope, "a", 60_000_001).await);
+    let result = s
+        .api_keys
+        .replace_secret(
+            key.id,
+            &new_handle,
+            &new_hash,
+            at(30),
+            &Trail::none(),
+            Some(pending(lost)),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        s.api_keys.find(key.id).await.unwrap(),
+        Some(key.clone()),
+        "the effect was written"
+    );
+
+    let replaced = s
+        .api_keys
+        .replace_secret(
+            key.id,
+            &new_handle,
+            &new_hash,
+            at(30),
+            &Trail::none(),
+            Some(pending(current)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replaced.handle, new_handle);
+    assert_eq!(
+        claim(s, &scope, "a", 60_000_002).await,
+        ClaimOutcome::Replay(response(new_handle.as_str()))
     );
 }
 

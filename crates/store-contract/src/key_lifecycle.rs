@@ -199,7 +199,14 @@ pub async fn replace_secret_swaps_the_handle_in_place(s: &Stores) {
     let new_hash = SecretHash::of("a new secret");
     let replaced = s
         .api_keys
-        .replace_secret(key.id, &new_handle, &new_hash, at(100), &Trail::none())
+        .replace_secret(
+            key.id,
+            &new_handle,
+            &new_hash,
+            at(100),
+            &Trail::none(),
+            None,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -244,6 +251,7 @@ pub async fn replace_secret_of_an_unusable_key_changes_nothing(s: &Stores) {
             &SecretHash::of("x"),
             at(100),
             &Trail::none(),
+            None,
         )
         .await
         .unwrap();
@@ -256,7 +264,8 @@ pub async fn replace_secret_of_an_unusable_key_changes_nothing(s: &Stores) {
                 &handle(),
                 &SecretHash::of("x"),
                 at(1),
-                &Trail::none()
+                &Trail::none(),
+                None,
             )
             .await
             .unwrap(),
@@ -279,6 +288,7 @@ pub async fn replace_secret_with_a_taken_handle_is_duplicate(s: &Stores) {
             &SecretHash::of("x"),
             at(100),
             &Trail::none(),
+            None,
         )
         .await;
     assert!(

@@ -268,13 +268,20 @@ pub async fn rotate_own_api_key(
     let render = move |minted: &MintedKey| {
         idempotent::render(StatusCode::OK, &MintedApiKeyDto::at(minted, now))
     };
-    idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
-        body::none(&bytes)?;
-        Ok(state
-            .control_plane
-            .rotate_own_api_key(&caller.0, key)
-            .await?)
-    })
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        render,
+        async |idempotency| {
+            body::none(&bytes)?;
+            Ok(state
+                .control_plane
+                .rotate_own_api_key(&caller.0, key, idempotency)
+                .await?)
+        },
+    )
     .await
 }
 

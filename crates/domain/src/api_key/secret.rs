@@ -137,7 +137,10 @@ impl fmt::Debug for PresentedKey {
     }
 }
 
-/// A freshly minted key: the full string to show once, and what to store.
+/// A freshly minted key: the full string to show once, and what to store. `Clone` so that the
+/// answer of an in-place rotation can be rendered again inside the store's transaction (its
+/// idempotency record, API.md §1.6).
+#[derive(Clone)]
 pub struct MintedSecret {
     pub env: KeyEnv,
     pub handle: KeyHandle,

@@ -5,6 +5,7 @@ use super::{ControlPlane, MintedKey};
 use crate::api_key::{ApiKey, Scope};
 use crate::audit::{AuditData, AuditEventType};
 use crate::error::{ConflictSubject, Resource};
+use crate::idempotency::Idempotency;
 use crate::pagination::{Page, PageRequest};
 use crate::policy::{self, Principal};
 use crate::trail::Trail;
@@ -51,6 +52,7 @@ impl ControlPlane {
         &self,
         principal: &Principal,
         key_id: ApiKeyId,
+        idempotency: Option<Idempotency<MintedKey>>,
     ) -> Result<MintedKey, DomainError> {
         policy::require_scope(principal, Scope::KeysWrite)?;
         let key = self.load_own_key(principal, key_id).await?;
@@ -70,10 +72,19 @@ impl ControlPlane {
             &data,
             now,
         ));
+        // The answer (with the new secret, as a mint's is) is recorded with the change, so a
+        // retry replays it rather than rotating once more.
+        let minted = secret.clone();
+        let done = idempotency.map(|i| {
+            i.pending(now, move |key: &ApiKey| MintedKey {
+                key: key.clone(),
+                secret: minted.clone(),
+            })
+        });
         let stored = self
             .ports
             .api_keys
-            .replace_secret(key.id, &secret.handle, &secret.hash, now, &trail)
+            .replace_secret(key.id, &secret.handle, &secret.hash, now, &trail, done)
             .await?
             .ok_or(DomainError::NotFound(Resource::ApiKey))?;
         if stored.handle != secret.handle {

@@ -14,6 +14,7 @@ store_tests!(
     keys_are_scoped_per_api_key_and_route,
     a_malformed_key_is_invalid,
     minting_replays_the_same_secret,
+    an_in_place_rotation_replays_the_same_secret,
     records_expire_after_24_hours,
     every_mutating_route_accepts_the_header,
 );
@@ -232,6 +233,40 @@ async fn minting_replays_the_same_secret(app: TestApp) {
     assert_eq!(again.body["secret"], first.assert_ok(201)["secret"]);
     let listed = app.get(&path, &app.admin_key).await;
     assert_eq!(listed.assert_ok(200)["items"].as_array().unwrap().len(), 1);
+}
+
+/// A retried in-place rotation (API.md §5.4) replays the secret it minted — recorded with the
+/// change — and the key is rotated once: that secret is the one that works.
+async fn an_in_place_rotation_replays_the_same_secret(app: TestApp) {
+    let child = app.create_child("Acme").await;
+    let (_, rotator) = app.mint_key(&child, &["keys:write"]).await;
+    let (target, old_secret) = app.mint_key(&child, &["credits:read"]).await;
+    let key = fresh();
+    let path = format!("/v1/api-keys/{target}/rotate");
+    let first = send(&app, Method::POST, &path, &rotator, None, &key).await;
+    let again = send(&app, Method::POST, &path, &rotator, None, &key).await;
+    let secret = first.assert_ok(200)["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        again.assert_ok(200),
+        first.assert_ok(200),
+        "replayed verbatim"
+    );
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+    app.get("/v1/whoami", &secret).await.assert_ok(200);
+    app.get("/v1/whoami", &old_secret)
+        .await
+        .assert_error(401, "UNAUTHENTICATED");
+    // Rotated once: one rotation in the audit log.
+    let log = app
+        .request_with_headers(
+            Method::GET,
+            "/v1/audit-log?eventType=api_key.rotated",
+            Some(&app.admin_key),
+            None,
+            &[("X-Layers-Organization", &child)],
+        )
+        .await;
+    assert_eq!(log.assert_ok(200)["items"].as_array().unwrap().len(), 1);
 }
 
 async fn records_expire_after_24_hours(app: TestApp) {
