@@ -283,24 +283,32 @@ impl State {
 }
 
 impl MemoryStore {
-    /// Applies `change` to the key if it is usable at `at`, writing `trail` with it; returns the
-    /// key as it is afterwards.
+    /// Applies `change` to the key if it is usable at `at`, writing `trail` and `done` (rendered
+    /// from the changed key) with it; returns the key as it is afterwards.
     fn change_if_usable(
         &self,
         id: ApiKeyId,
         at: Timestamp,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
         change: impl FnOnce(&mut ApiKey),
-    ) -> Option<ApiKey> {
+    ) -> Result<Option<ApiKey>, StoreError> {
         let mut state = self.state();
-        let key = state.api_keys.get_mut(&id)?;
+        let Some(key) = state.api_keys.get(&id) else {
+            return Ok(None);
+        };
         if !key.is_usable_at(at) {
-            return Some(key.clone());
+            return Ok(Some(key.clone()));
         }
+        state.check_claim(done.as_ref().map(|d| &d.claim))?;
+        let Some(key) = state.api_keys.get_mut(&id) else {
+            return Ok(None);
+        };
         change(key);
         let changed = key.clone();
         state.write_trail(trail, 0);
-        Some(changed)
+        state.write_completion(done.map(|d| d.resolve(&changed)));
+        Ok(Some(changed))
     }
 }
 
@@ -468,8 +476,11 @@ impl ApiKeyStore for MemoryStore {
         id: ApiKeyId,
         at: Timestamp,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
     ) -> Result<Option<ApiKey>, StoreError> {
-        Ok(self.change_if_usable(id, at, trail, |key| key.status = KeyStatus::Revoked { at }))
+        self.change_if_usable(id, at, trail, done, |key| {
+            key.status = KeyStatus::Revoked { at }
+        })
     }
 
     async fn kill(
@@ -477,8 +488,11 @@ impl ApiKeyStore for MemoryStore {
         id: ApiKeyId,
         at: Timestamp,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
     ) -> Result<Option<ApiKey>, StoreError> {
-        Ok(self.change_if_usable(id, at, trail, |key| key.status = KeyStatus::Killed { at }))
+        self.change_if_usable(id, at, trail, done, |key| {
+            key.status = KeyStatus::Killed { at }
+        })
     }
 
     async fn rotate(

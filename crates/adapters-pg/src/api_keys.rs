@@ -205,8 +205,9 @@ impl ApiKeyStore for PgStore {
         id: ApiKeyId,
         at: Timestamp,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
     ) -> Result<Option<ApiKey>, StoreError> {
-        self.change_if_usable(id, at, KeyChange::Revoke, trail, None)
+        self.change_if_usable(id, at, KeyChange::Revoke, trail, done)
             .await
     }
 
@@ -215,8 +216,9 @@ impl ApiKeyStore for PgStore {
         id: ApiKeyId,
         at: Timestamp,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
     ) -> Result<Option<ApiKey>, StoreError> {
-        self.change_if_usable(id, at, KeyChange::Kill, trail, None)
+        self.change_if_usable(id, at, KeyChange::Kill, trail, done)
             .await
     }
 

@@ -217,23 +217,33 @@ pub trait ApiKeyStore: Send + Sync {
     ) -> Result<Vec<ApiKey>, StoreError>;
 
     /// Revokes the key at `at` if it is usable at `at` (see [`ApiKey::state_at`]), writing the
-    /// trail with it, and returns it as stored afterwards; any other key is returned unchanged
-    /// (and no trail written). `None` if there is no such key.
+    /// trail and `done` (rendered from the revoked key) with it, and returns it as stored
+    /// afterwards; any other key is returned unchanged (and nothing written). `None` if there is
+    /// no such key.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] (and nothing written) if `done`'s claim was lost.
     async fn revoke(
         &self,
         id: ApiKeyId,
         at: Timestamp,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
     ) -> Result<Option<ApiKey>, StoreError>;
 
     /// Kills the key at `at` if it is usable at `at` (the leaked-key button, API.md §5.4), and
     /// returns it as stored afterwards; any other key is returned unchanged. `None` if there is
-    /// no such key. The trail is written only with the kill.
+    /// no such key. The trail and `done` (rendered from the killed key) are written only with the
+    /// kill.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] (and nothing written) if `done`'s claim was lost.
     async fn kill(
         &self,
         id: ApiKeyId,
         at: Timestamp,
         trail: &Trail,
+        done: Option<PendingCompletion<ApiKey>>,
     ) -> Result<Option<ApiKey>, StoreError>;
 
     /// The rotation of a child key (API.md §5.2), in one atomic change: `old` gets

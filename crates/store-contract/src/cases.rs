@@ -715,7 +715,7 @@ pub async fn revoke_revokes_an_active_key_at_the_instant(s: &Stores) {
     insert_key(s, &other).await;
     let answer = s
         .api_keys
-        .revoke(key.id, at(100), &Trail::none())
+        .revoke(key.id, at(100), &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(answer, Some(revoked(&key, at(100))));
@@ -731,12 +731,12 @@ pub async fn revoke_is_idempotent(s: &Stores) {
     insert_key(s, &key).await;
     let first = s
         .api_keys
-        .revoke(key.id, at(100), &Trail::none())
+        .revoke(key.id, at(100), &Trail::none(), None)
         .await
         .unwrap();
     let second = s
         .api_keys
-        .revoke(key.id, at(200), &Trail::none())
+        .revoke(key.id, at(200), &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(first, Some(revoked(&key, at(100))));
@@ -747,7 +747,7 @@ pub async fn revoke_is_idempotent(s: &Stores) {
     insert_key(s, &born_revoked).await;
     assert_eq!(
         s.api_keys
-            .revoke(born_revoked.id, at(300), &Trail::none())
+            .revoke(born_revoked.id, at(300), &Trail::none(), None)
             .await
             .unwrap(),
         Some(born_revoked)
@@ -757,7 +757,7 @@ pub async fn revoke_is_idempotent(s: &Stores) {
 pub async fn revoke_of_an_unknown_key_is_none(s: &Stores) {
     assert_eq!(
         s.api_keys
-            .revoke(key_id(), at(1), &Trail::none())
+            .revoke(key_id(), at(1), &Trail::none(), None)
             .await
             .unwrap(),
         None
@@ -775,15 +775,15 @@ pub async fn count_active_counts_only_active_keys_of_the_organization(s: &Stores
     insert_key(s, &key_of(&parent, at(32))).await;
     assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 4);
     s.api_keys
-        .revoke(keys[0].id, at(40), &Trail::none())
+        .revoke(keys[0].id, at(40), &Trail::none(), None)
         .await
         .unwrap();
     s.api_keys
-        .revoke(keys[0].id, at(41), &Trail::none())
+        .revoke(keys[0].id, at(41), &Trail::none(), None)
         .await
         .unwrap();
     s.api_keys
-        .revoke(keys[1].id, at(42), &Trail::none())
+        .revoke(keys[1].id, at(42), &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(s.api_keys.count_active(child.id, later()).await.unwrap(), 2);
@@ -899,7 +899,7 @@ pub async fn find_credentials_reads_the_current_state(s: &Stores) {
     assert_eq!(read().await.organization, child_resumed);
 
     s.api_keys
-        .revoke(key.id, at(40), &Trail::none())
+        .revoke(key.id, at(40), &Trail::none(), None)
         .await
         .unwrap();
     assert_eq!(read().await.key.status, KeyStatus::Revoked { at: at(40) });

@@ -380,6 +380,58 @@ pub async fn idempotency_an_in_place_rotation_records_its_answer_with_the_effect
     );
 }
 
+/// A revoke's and a kill's answers are recorded with the change (rendered from the key as
+/// changed); a lost claim changes nothing.
+pub async fn idempotency_a_revoke_and_a_kill_record_their_answers_with_the_effect(s: &Stores) {
+    let (parent, _) = scope(s).await;
+    for kill in [false, true] {
+        let (_, scope) = scope(s).await;
+        let key = key_of(&parent, at(20));
+        s.api_keys.insert(&key, &Trail::none(), None).await.unwrap();
+        let pending = |claim: Claim| PendingCompletion {
+            claim,
+            expires_at: at(1_000_000_000),
+            render: Box::new(|key: &ApiKey| {
+                response(if key.is_usable_at(at(31)) {
+                    "usable"
+                } else {
+                    "refused"
+                })
+            }),
+        };
+        let no_trail = Trail::none();
+        let change = |claim: Claim| {
+            let done = Some(pending(claim));
+            if kill {
+                s.api_keys.kill(key.id, at(30), &no_trail, done)
+            } else {
+                s.api_keys.revoke(key.id, at(30), &no_trail, done)
+            }
+        };
+        let lost = claimed(claim(s, &scope, "a", 0).await);
+        let current = claimed(claim(s, &scope, "a", 60_000_001).await);
+        let result = change(lost).await;
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+        let kept = s.api_keys.find(key.id).await.unwrap();
+        assert_eq!(
+            kept,
+            Some(key.clone()),
+            "kill {kill}: the effect was written"
+        );
+
+        let changed = change(current).await.unwrap().unwrap();
+        assert!(!changed.is_usable_at(at(31)), "kill {kill}");
+        assert_eq!(
+            claim(s, &scope, "a", 60_000_002).await,
+            ClaimOutcome::Replay(response("refused")),
+            "kill {kill}"
+        );
+    }
+}
+
 pub async fn idempotency_complete_with_another_token_changes_nothing(s: &Stores) {
     let (_, scope) = scope(s).await;
     let hold = claimed(claim(s, &scope, "a", 0).await);

@@ -38,14 +38,14 @@ pub async fn kill_kills_a_usable_key_once(s: &Stores) {
     };
     assert_eq!(
         s.api_keys
-            .kill(key.id, at(100), &Trail::none())
+            .kill(key.id, at(100), &Trail::none(), None)
             .await
             .unwrap(),
         Some(killed.clone())
     );
     assert_eq!(
         s.api_keys
-            .kill(key.id, at(200), &Trail::none())
+            .kill(key.id, at(200), &Trail::none(), None)
             .await
             .unwrap(),
         Some(killed.clone())
@@ -53,7 +53,7 @@ pub async fn kill_kills_a_usable_key_once(s: &Stores) {
     // Neither revoke nor archive rewrites how a killed key ended.
     assert_eq!(
         s.api_keys
-            .revoke(key.id, at(300), &Trail::none())
+            .revoke(key.id, at(300), &Trail::none(), None)
             .await
             .unwrap(),
         Some(killed.clone())
@@ -61,7 +61,7 @@ pub async fn kill_kills_a_usable_key_once(s: &Stores) {
     assert_eq!(stored(s, &key).await, killed);
     assert_eq!(
         s.api_keys
-            .kill(key_id(), at(1), &Trail::none())
+            .kill(key_id(), at(1), &Trail::none(), None)
             .await
             .unwrap(),
         None
@@ -130,7 +130,7 @@ pub async fn rotate_refuses_a_superseded_revoked_or_expired_key(s: &Stores) {
     );
     // Revoked.
     s.api_keys
-        .revoke(first.id, at(120), &Trail::none())
+        .revoke(first.id, at(120), &Trail::none(), None)
         .await
         .unwrap();
     let third = key_of(&child, at(130));
@@ -239,7 +239,7 @@ pub async fn replace_secret_of_an_unusable_key_changes_nothing(s: &Stores) {
     let (_, key) = child_with_key(s).await;
     let revoked_key = s
         .api_keys
-        .revoke(key.id, at(50), &Trail::none())
+        .revoke(key.id, at(50), &Trail::none(), None)
         .await
         .unwrap()
         .unwrap();
@@ -360,14 +360,14 @@ pub async fn archive_and_revoke_leave_expired_and_killed_keys_as_they_ended(s: &
         .await
         .unwrap();
     s.api_keys
-        .kill(doomed.id, at(150), &Trail::none())
+        .kill(doomed.id, at(150), &Trail::none(), None)
         .await
         .unwrap();
     let expired = stored(s, &old).await;
     // Past the grace: revoking the old key changes nothing; archive revokes only the new key.
     assert_eq!(
         s.api_keys
-            .revoke(old.id, at(300), &Trail::none())
+            .revoke(old.id, at(300), &Trail::none(), None)
             .await
             .unwrap(),
         Some(expired.clone())
@@ -425,7 +425,9 @@ pub async fn rotate_racing_revoke_and_rotate_is_atomic(s: &Stores) {
             let (api_keys, barrier) = (s.api_keys.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                api_keys.revoke(old.id, at(1_000), &Trail::none()).await
+                api_keys
+                    .revoke(old.id, at(1_000), &Trail::none(), None)
+                    .await
             })
         };
         revoke.await.unwrap().unwrap();

@@ -144,7 +144,10 @@ pub async fn a_trail_is_written_with_its_effect_and_only_then(s: &Stores) {
     for when in [12, 13] {
         let trail =
             Trail::none().with_audit(audit(child.id, AuditEventType::ApiKeyRevoked, at(when)));
-        s.api_keys.revoke(key.id, at(when), &trail).await.unwrap();
+        s.api_keys
+            .revoke(key.id, at(when), &trail, None)
+            .await
+            .unwrap();
     }
     // An allocation refused for want of credits: nothing.
     let entry = |org: OrganizationId, credits| domain::credits::LedgerEntry {

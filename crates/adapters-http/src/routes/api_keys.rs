@@ -121,14 +121,20 @@ pub async fn delete_api_key(
         };
         idempotent::render(StatusCode::OK, &dto)
     };
-    // Revoking is idempotent by nature; the answer is recorded right after the effect.
-    idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
-        body::none(&bytes)?;
-        Ok(state
-            .control_plane
-            .revoke_api_key(&caller.0, org, key)
-            .await?)
-    })
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        render,
+        async |idempotency| {
+            body::none(&bytes)?;
+            Ok(state
+                .control_plane
+                .revoke_api_key(&caller.0, org, key, idempotency)
+                .await?)
+        },
+    )
     .await
 }
 
@@ -234,11 +240,20 @@ pub async fn kill_api_key(
         };
         idempotent::render(StatusCode::OK, &dto)
     };
-    // Killing is idempotent by nature; the answer is recorded right after the effect.
-    idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
-        body::none(&bytes)?;
-        Ok(state.control_plane.kill_api_key(&caller.0, key).await?)
-    })
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        render,
+        async |idempotency| {
+            body::none(&bytes)?;
+            Ok(state
+                .control_plane
+                .kill_api_key(&caller.0, key, idempotency)
+                .await?)
+        },
+    )
     .await
 }
 

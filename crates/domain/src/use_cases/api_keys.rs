@@ -171,6 +171,7 @@ impl ControlPlane {
         principal: &Principal,
         organization_id: OrganizationId,
         key_id: ApiKeyId,
+        idempotency: Option<Idempotency<ApiKey>>,
     ) -> Result<ApiKey, DomainError> {
         policy::require_scope(principal, Scope::OrgAdmin)?;
         let organization = self.load_child(principal, organization_id).await?;
@@ -190,9 +191,10 @@ impl ControlPlane {
             AuditEventType::ApiKeyRevoked,
             now,
         );
+        let done = idempotency.map(|i| i.pending(now, ApiKey::clone));
         self.ports
             .api_keys
-            .revoke(key_id, now, &trail)
+            .revoke(key_id, now, &trail, done)
             .await?
             .ok_or(not_found)
     }

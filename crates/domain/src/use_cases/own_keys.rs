@@ -29,6 +29,7 @@ impl ControlPlane {
         &self,
         principal: &Principal,
         key_id: ApiKeyId,
+        idempotency: Option<Idempotency<ApiKey>>,
     ) -> Result<ApiKey, DomainError> {
         policy::require_scope(principal, Scope::KeysWrite)?;
         let key = self.load_own_key(principal, key_id).await?;
@@ -39,9 +40,10 @@ impl ControlPlane {
         };
         let trail =
             self.key_revoked_trail(Some(principal), &killed, AuditEventType::ApiKeyKilled, now);
+        let done = idempotency.map(|i| i.pending(now, ApiKey::clone));
         self.ports
             .api_keys
-            .kill(killed.id, now, &trail)
+            .kill(killed.id, now, &trail, done)
             .await?
             .ok_or(DomainError::NotFound(Resource::ApiKey))
     }

@@ -195,6 +195,7 @@ fn revoking_another_organizations_key_is_not_found() {
         &principal,
         child.id,
         strangers_key.id,
+        None,
     ));
     assert!(matches!(
         result,
