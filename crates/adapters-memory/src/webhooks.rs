@@ -209,11 +209,18 @@ impl WebhookStore for MemoryStore {
         Ok(true)
     }
 
-    async fn delete_endpoint(&self, id: EndpointId, trail: &Trail) -> Result<bool, StoreError> {
+    async fn delete_endpoint(
+        &self,
+        id: EndpointId,
+        trail: &Trail,
+        done: Option<Completion>,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        if state.endpoints.remove(&id).is_none() {
+        if !state.endpoints.contains_key(&id) {
             return Ok(false);
         }
+        state.check_claim(done.as_ref().map(|d| &d.claim))?;
+        state.endpoints.remove(&id);
         let mut canceled = Vec::new();
         for delivery in state.deliveries.values_mut() {
             if delivery.endpoint_id == id && delivery.status == DeliveryStatus::Pending {
@@ -226,6 +233,7 @@ impl WebhookStore for MemoryStore {
             state.jobs.remove(&job);
         }
         state.write_trail(trail, 0);
+        state.write_completion(done);
         Ok(true)
     }
 

@@ -335,7 +335,12 @@ impl WebhookStore for PgStore {
         .map_err(from_effect_transaction)
     }
 
-    async fn delete_endpoint(&self, id: EndpointId, trail: &Trail) -> Result<bool, StoreError> {
+    async fn delete_endpoint(
+        &self,
+        id: EndpointId,
+        trail: &Trail,
+        done: Option<Completion>,
+    ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
             let deleted = diesel::update(
@@ -362,10 +367,11 @@ impl WebhookStore for PgStore {
             .execute(conn)
             .await?;
             crate::trail::write(conn, trail).await?;
+            complete_with_effect(conn, done.as_ref()).await?;
             Ok(true)
         })
         .await
-        .map_err(from_diesel)
+        .map_err(from_effect_transaction)
     }
 
     async fn list_deliveries(

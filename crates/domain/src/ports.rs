@@ -532,9 +532,17 @@ pub trait WebhookStore: Send + Sync {
         done: Option<Completion>,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes the endpoint with its trail; its deliveries still pending become `canceled`.
-    /// `false` if there was no such endpoint.
-    async fn delete_endpoint(&self, id: EndpointId, trail: &Trail) -> Result<bool, StoreError>;
+    /// Deletes the endpoint with its trail and `done`; its deliveries still pending become
+    /// `canceled`. `false` (and nothing written) if there was no such endpoint.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] (and nothing written) if `done`'s claim was lost.
+    async fn delete_endpoint(
+        &self,
+        id: EndpointId,
+        trail: &Trail,
+        done: Option<Completion>,
+    ) -> Result<bool, StoreError>;
 
     /// The endpoint's deliveries, newest first (`created_at`, then id), strictly after
     /// `page.after`, at most `page.limit`; each with `held` as of now.

@@ -10,6 +10,7 @@ use domain::idempotency::{
 };
 use domain::organization::{Organization, StatusKind};
 use domain::ports::{Archive, StoreError};
+use domain::webhooks::{EndpointScope, EventSelection};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
@@ -430,6 +431,51 @@ pub async fn idempotency_a_revoke_and_a_kill_record_their_answers_with_the_effec
             "kill {kill}"
         );
     }
+}
+
+/// An endpoint's deletion is recorded with it: a deleted endpoint is `404` from then on, so a
+/// retry must find the answer, not run again. A lost claim deletes nothing.
+pub async fn idempotency_an_endpoint_deletion_records_its_answer_with_the_effect(s: &Stores) {
+    let (parent, scope) = scope(s).await;
+    let hooks = crate::trails::endpoint(&parent, EndpointScope::Own, EventSelection::All);
+    s.webhooks
+        .insert_endpoint(&hooks, &Trail::none(), None)
+        .await
+        .unwrap();
+    let lost = claimed(claim(s, &scope, "a", 0).await);
+    let current = claimed(claim(s, &scope, "a", 60_000_001).await);
+    let result = s
+        .webhooks
+        .delete_endpoint(
+            hooks.id,
+            &Trail::none(),
+            Some(completion(&lost, "deleted", 1_000_000_000)),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        s.webhooks.find_endpoint(hooks.id).await.unwrap(),
+        Some(hooks.clone())
+    );
+
+    let deleted = s
+        .webhooks
+        .delete_endpoint(
+            hooks.id,
+            &Trail::none(),
+            Some(completion(&current, "deleted", 1_000_000_000)),
+        )
+        .await
+        .unwrap();
+    assert!(deleted);
+    assert_eq!(s.webhooks.find_endpoint(hooks.id).await.unwrap(), None);
+    assert_eq!(
+        claim(s, &scope, "a", 60_000_002).await,
+        ClaimOutcome::Replay(response("deleted"))
+    );
 }
 
 pub async fn idempotency_complete_with_another_token_changes_nothing(s: &Stores) {

@@ -178,6 +178,7 @@ macro_rules! store_contract_tests {
                 idempotency_an_archive_records_its_figures_with_the_effect,
                 idempotency_an_in_place_rotation_records_its_answer_with_the_effect,
                 idempotency_a_revoke_and_a_kill_record_their_answers_with_the_effect,
+                idempotency_an_endpoint_deletion_records_its_answer_with_the_effect,
                 idempotency_complete_with_another_token_changes_nothing,
                 idempotency_purge_deletes_only_expired_records,
                 credits_an_unknown_wallet_is_empty,

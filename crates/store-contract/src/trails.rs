@@ -55,7 +55,11 @@ fn event(org: OrganizationId, kind: EventType, when: Timestamp) -> Event {
     }
 }
 
-fn endpoint(owner: &Organization, scope: EndpointScope, events: EventSelection) -> WebhookEndpoint {
+pub(crate) fn endpoint(
+    owner: &Organization,
+    scope: EndpointScope,
+    events: EventSelection,
+) -> WebhookEndpoint {
     WebhookEndpoint {
         id: EndpointId::from_uuid(Uuid::new_v4()),
         organization_id: owner.id,
@@ -820,10 +824,14 @@ pub async fn endpoints_round_trip_update_and_delete(s: &Stores) {
         AuditEventType::WebhookEndpointDeleted,
         at(31),
     ));
-    assert!(s.webhooks.delete_endpoint(target.id, &trail).await.unwrap());
+    assert!(s
+        .webhooks
+        .delete_endpoint(target.id, &trail, None)
+        .await
+        .unwrap());
     assert!(!s
         .webhooks
-        .delete_endpoint(target.id, &Trail::none())
+        .delete_endpoint(target.id, &Trail::none(), None)
         .await
         .unwrap());
     assert_eq!(s.webhooks.find_endpoint(target.id).await.unwrap(), None);

@@ -194,14 +194,20 @@ pub async fn delete_endpoint(
         };
         idempotent::render(StatusCode::OK, &dto)
     };
-    // The answer is recorded right after the effect (a retry with the key replays it).
-    idempotent::run(&state, &caller, &request, &bytes, render, async |_| {
-        body::none(&bytes)?;
-        Ok(state
-            .control_plane
-            .delete_webhook_endpoint(&caller.0, id)
-            .await?)
-    })
+    idempotent::run(
+        &state,
+        &caller,
+        &request,
+        &bytes,
+        render,
+        async |idempotency| {
+            body::none(&bytes)?;
+            Ok(state
+                .control_plane
+                .delete_webhook_endpoint(&caller.0, id, idempotency)
+                .await?)
+        },
+    )
     .await
 }
 

@@ -252,13 +252,21 @@ impl ControlPlane {
         &self,
         principal: &Principal,
         id: EndpointId,
+        idempotency: Option<Idempotency<WebhookEndpoint>>,
     ) -> Result<WebhookEndpoint, DomainError> {
         policy::require_scope(principal, Scope::WebhooksWrite)?;
         let endpoint = self.load_endpoint(principal, id).await?;
         policy::ensure_writable(principal.acting_organization())?;
         let trail =
             self.endpoint_trail(principal, &endpoint, AuditEventType::WebhookEndpointDeleted);
-        if self.ports.webhooks.delete_endpoint(id, &trail).await? {
+        // A deleted endpoint is `404` from then on, so a retry must replay, not run again.
+        let done = idempotency.map(|i| i.complete(&endpoint, self.ports.clock.now()));
+        if self
+            .ports
+            .webhooks
+            .delete_endpoint(id, &trail, done)
+            .await?
+        {
             Ok(endpoint)
         } else {
             Err(DomainError::NotFound(Resource::WebhookEndpoint))
