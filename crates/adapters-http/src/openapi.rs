@@ -134,6 +134,11 @@ impl Modify for CommonHeaders {
                     });
                 }
                 responses.insert("429".to_owned(), RefOr::T(rate_limited.clone()));
+                for (status, response) in responses.iter_mut() {
+                    if let RefOr::T(response) = response {
+                        response.headers.extend(response_headers(status == "429"));
+                    }
+                }
                 // Suspend's body is optional (API.md §1.1): none at all, or the object.
                 if let Some(body) = operation.request_body.as_mut() {
                     if path.ends_with("/suspend") {
@@ -148,6 +153,49 @@ impl Modify for CommonHeaders {
             }
         }
     }
+}
+
+/// The headers every answer of the API carries (API.md §1.2, §1.7; docs/rate-limits.md), and
+/// `Retry-After` on a `429`.
+fn response_headers(
+    rate_limited: bool,
+) -> impl Iterator<Item = (String, utoipa::openapi::header::Header)> {
+    use utoipa::openapi::header::Header;
+    let described = |schema: Schema, description: &str| {
+        let mut header = Header::new(schema);
+        header.description = Some(description.to_owned());
+        header
+    };
+    let count = |description: &str| {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .build();
+        described(Schema::Object(schema), description)
+    };
+    let text = |pattern: &str, description: &str| {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .build();
+        described(Schema::Object(schema), description)
+    };
+    let mut headers = vec![
+        ("X-Request-Id", text("^req_[0-9A-HJKMNP-TV-Z]{26}$", "This request's id; an error body's requestId equals it.")),
+        ("X-RateLimit-Limit", count("Requests per minute of this key in this endpoint class; 4294967295 where no limit applies.")),
+        ("X-RateLimit-Remaining", count("Requests of this class the key may send now, back to back.")),
+        ("X-RateLimit-Reset", count("Seconds until the key's budget in this class is full again.")),
+        ("X-RateLimit-Endpoint-Class", text("^(read|write|work)$", "The budget this request counts against.")),
+    ];
+    if rate_limited {
+        headers.push((
+            "Retry-After",
+            count("Seconds until the next request of this key and class is admitted."),
+        ));
+    }
+    headers
+        .into_iter()
+        .map(|(name, header)| (name.to_owned(), header))
 }
 
 /// What the handlers accept, so generated clients and fuzzers send valid values: ids in either

@@ -516,4 +516,29 @@ async fn openapi_and_operations_routes(app: TestApp) {
     assert!(!headers("/v1/organizations", "get").contains(&"Idempotency-Key".to_owned()));
     assert!(headers("/v1/api-keys", "get").contains(&"X-Layers-Organization".to_owned()));
     assert!(!headers("/v1/organizations", "get").contains(&"X-Layers-Organization".to_owned()));
+    // Every answer of the API documents the headers every response carries (API.md §1.2, §1.7).
+    for (path, methods) in paths.iter().filter(|(path, _)| path.starts_with("/v1/")) {
+        for (method, operation) in methods.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let documented = &response["headers"];
+                for name in [
+                    "X-Request-Id",
+                    "X-RateLimit-Limit",
+                    "X-RateLimit-Remaining",
+                    "X-RateLimit-Reset",
+                    "X-RateLimit-Endpoint-Class",
+                ] {
+                    assert!(
+                        documented[name].is_object(),
+                        "{method} {path} {status} documents {name}"
+                    );
+                }
+                assert_eq!(
+                    documented["Retry-After"].is_object(),
+                    status == "429",
+                    "{method} {path} {status}: Retry-After on 429 only"
+                );
+            }
+        }
+    }
 }
