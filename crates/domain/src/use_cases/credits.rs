@@ -370,16 +370,46 @@ impl ControlPlane {
                 requested: credits.get(),
             }),
             // Suspended or archived between our read and the write: the store refused it.
-            Reserve::Suspended | Reserve::Closed => {
-                let current = self.ports.organizations.find(organization.id).await?;
-                let current = current.unwrap_or_else(|| organization.clone());
-                policy::ensure_may_spend(&current)?;
-                Err(state_conflict(
-                    &current,
-                    "the organization cannot spend credits now",
-                ))
-            }
+            Reserve::Suspended | Reserve::Closed => Err(self.spending_refused(principal).await?),
         }
+    }
+
+    /// Why the store refused to spend for a request admitted a moment earlier, decided from what
+    /// is true now. When the caller's own organization (or its parent) has been suspended since,
+    /// that is the kill switch (API.md §3: `503 KILL_SWITCH` for its own keys), the answer the
+    /// key's next request gets anyway — never a `409`, which is the parent's answer inside a
+    /// suspended child (§2.3).
+    async fn spending_refused(&self, principal: &Principal) -> Result<DomainError, DomainError> {
+        let organizations = &self.ports.organizations;
+        let own = &principal.organization;
+        let own_now = organizations
+            .find(own.id)
+            .await?
+            .unwrap_or_else(|| own.clone());
+        let parent_now = match own_now.parent_id {
+            Some(parent) => organizations.find(parent).await?,
+            None => None,
+        };
+        let now = self.ports.clock.now();
+        let credentials = policy::Credentials {
+            key: principal.key.clone(),
+            organization: own_now,
+            parent: parent_now,
+        };
+        if let Err(kill_switch) = policy::kill_switch(&credentials, now) {
+            return Ok(DomainError::KillSwitch(kill_switch));
+        }
+        let acting_now = match &principal.acting {
+            None => credentials.organization,
+            Some(child) => organizations
+                .find(child.id)
+                .await?
+                .unwrap_or_else(|| child.clone()),
+        };
+        Ok(match policy::ensure_may_spend(&acting_now) {
+            Err(refused) => refused,
+            Ok(()) => state_conflict(&acting_now, "the organization cannot spend credits now"),
+        })
     }
 
     /// Auto-refill (API.md §6.5): when the organization's available balance is below its refill

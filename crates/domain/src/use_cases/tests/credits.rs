@@ -87,3 +87,72 @@ fn malformed_amounts_are_refused_before_the_lookup() {
     };
     assert_eq!(fields[0].field, "monthlyCreditCap");
 }
+
+/// A child's key admitted an instant before its parent suspended it: the store refuses the
+/// reservation, and the answer is the kill switch that key's next request gets anyway
+/// (API.md §3), not the `409` a parent acting inside a suspended child gets (§2.3).
+#[test]
+fn a_reservation_refused_by_a_suspension_since_admission_is_the_kill_switch_for_its_own_key() {
+    use crate::error::KillScope;
+    use crate::organization::OrganizationStatus;
+    use crate::ports::Reserve;
+
+    let parent = org(None, OrganizationStatus::Active);
+    let child = org(Some(parent.id), OrganizationStatus::Active);
+    let (child_key, _) = key(&child, &[Scope::CreditsWrite]);
+    let own_key = crate::policy::Principal {
+        key: child_key,
+        organization: child.clone(),
+        acting: None,
+        request_id: None,
+    };
+    let (parent_key, _) = key(&parent, &[Scope::AllData, Scope::OrgAdmin]);
+    let parent_inside = crate::policy::Principal {
+        key: parent_key,
+        organization: parent.clone(),
+        acting: Some(child.clone()),
+        request_id: None,
+    };
+    let suspended_child = crate::organization::Organization {
+        status: OrganizationStatus::Suspended { since: at(NOW - 1) },
+        ..child.clone()
+    };
+
+    let reserve = |principal: &crate::policy::Principal| {
+        let mut mocks = Mocks::new();
+        mocks
+            .credits
+            .expect_reserve()
+            .returning(|_, _, _, _, _| Ok(Reserve::Suspended));
+        let (parent, suspended_child) = (parent.clone(), suspended_child.clone());
+        mocks.organizations.expect_find().returning(move |id| {
+            Ok([&parent, &suspended_child]
+                .into_iter()
+                .find(|o| o.id == id)
+                .cloned())
+        });
+        let input = crate::use_cases::credits::NewReservation {
+            credits: 2,
+            description: None,
+        };
+        block_on(
+            mocks
+                .control_plane()
+                .reserve_credits(principal, input, None),
+        )
+    };
+
+    match reserve(&own_key) {
+        Err(DomainError::KillSwitch(kill)) => {
+            assert_eq!(kill.scope, KillScope::Organization);
+            assert_eq!(kill.organization_id, child.id);
+            assert_eq!(kill.api_key_id, own_key.key.id);
+            assert_eq!(kill.suspended_at, at(NOW - 1));
+        }
+        other => panic!("expected the kill switch, got {other:?}"),
+    }
+    match reserve(&parent_inside) {
+        Err(DomainError::Conflict { .. }) => {}
+        other => panic!("expected 409 for the parent inside its suspended child, got {other:?}"),
+    }
+}
