@@ -226,18 +226,59 @@ impl ReservationRow {
     }
 }
 
-/// The status and parent of an organization, its row share-locked for the transaction.
-async fn share_lock_organization(
+/// An organization's status and its parent's, as they stand under the status latch.
+struct Statuses {
+    status: String,
+    parent: Option<Uuid>,
+    parent_status: Option<String>,
+}
+
+impl Statuses {
+    fn suspended(&self) -> bool {
+        self.status == "suspended" || self.parent_status.as_deref() == Some("suspended")
+    }
+}
+
+/// Takes the status latch shared on an organization and its parent (`status_latch.rs`), then
+/// reads both statuses: a change of either has committed and is read here, or waits for this
+/// transaction to end. `None` for an organization that does not exist.
+async fn latch_statuses(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-) -> Result<Option<(String, Option<Uuid>)>, diesel::result::Error> {
-    organizations::table
+) -> Result<Option<Statuses>, diesel::result::Error> {
+    // The parent never changes: it can be read before the latch.
+    let parent: Option<Option<Uuid>> = organizations::table
         .find(id)
-        .select((organizations::status, organizations::parent_id))
-        .for_share()
+        .select(organizations::parent_id)
         .first(conn)
         .await
-        .optional()
+        .optional()?;
+    let Some(parent) = parent else {
+        return Ok(None);
+    };
+    let mut latched = vec![id];
+    latched.extend(parent);
+    crate::status_latch::share(conn, &latched).await?;
+    let status: String = organizations::table
+        .find(id)
+        .select(organizations::status)
+        .first(conn)
+        .await?;
+    let parent_status = match parent {
+        Some(parent) => Some(
+            organizations::table
+                .find(parent)
+                .select(organizations::status)
+                .first(conn)
+                .await?,
+        ),
+        None => None,
+    };
+    Ok(Some(Statuses {
+        status,
+        parent,
+        parent_status,
+    }))
 }
 
 #[async_trait]
@@ -287,15 +328,9 @@ impl CreditStore for PgStore {
         );
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
-            // The child's row, shared: an archive (which updates it) waits for us, or we see it.
-            let status: Option<String> = organizations::table
-                .find(child)
-                .select(organizations::status)
-                .for_share()
-                .first(conn)
-                .await
-                .optional()?;
-            if matches!(status.as_deref(), None | Some("archived")) {
+            // Under the child's status latch: an archive waits for us, or we see it.
+            let child_status = latch_statuses(conn, child).await?.map(|s| s.status);
+            if matches!(child_status.as_deref(), None | Some("archived")) {
                 return Ok(Allocation::ChildClosed);
             }
             let locked = lock_wallets(conn, &[parent, child]).await?;
@@ -367,21 +402,17 @@ impl CreditStore for PgStore {
         let organization = reservation.organization_id.as_uuid();
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
-            // Share locks on the organization and its parent: a suspend (an UPDATE of either row)
-            // waits for this reservation, or this reservation sees it — never both.
-            let Some((status, parent)) = share_lock_organization(conn, organization).await? else {
+            // Under the status latch of the organization and its parent: a suspend of either has
+            // committed (and refuses this) or waits for this reservation — never both, and never
+            // starved by a stream of reservations.
+            let Some(statuses) = latch_statuses(conn, organization).await? else {
                 return Ok(Reserve::Closed);
             };
-            match status.as_str() {
-                "archived" => return Ok(Reserve::Closed),
-                "suspended" => return Ok(Reserve::Suspended),
-                _ => {}
+            if statuses.status == "archived" {
+                return Ok(Reserve::Closed);
             }
-            if let Some(parent) = parent {
-                let parent_status = share_lock_organization(conn, parent).await?.map(|(s, _)| s);
-                if parent_status.as_deref() == Some("suspended") {
-                    return Ok(Reserve::Suspended);
-                }
+            if statuses.suspended() {
+                return Ok(Reserve::Suspended);
             }
             let locked = lock_wallets(conn, &[organization]).await?;
             let (balance, reserved) = locked.get(&organization).copied().unwrap_or((0, 0));
@@ -527,10 +558,10 @@ impl CreditStore for PgStore {
                     return Ok(Some(row));
                 }
                 let organization = row.organization_id;
-                let (status, parent) = share_lock_organization(conn, organization)
+                let sweep_to = latch_statuses(conn, organization)
                     .await?
-                    .unwrap_or_else(|| (String::new(), None));
-                let sweep_to = parent.filter(|_| status == "archived");
+                    .filter(|s| s.status == "archived")
+                    .and_then(|s| s.parent);
                 let mut owners = vec![organization];
                 owners.extend(sweep_to);
                 lock_wallets(conn, &owners).await?;

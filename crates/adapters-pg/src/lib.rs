@@ -50,6 +50,7 @@ mod migrations;
 mod organizations;
 mod rows;
 mod schema;
+mod status_latch;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod trail;

@@ -99,6 +99,9 @@ impl OrganizationStore for PgStore {
         let id = org.id.as_uuid();
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
+            // First the status latch, exclusive (`status_latch.rs`): spending of this
+            // organization in flight finishes first, and what comes later sees this change.
+            crate::status_latch::exclusive(conn, id).await?;
             if !compare_and_set(conn, id, expected, &changes).await? {
                 return Ok(Write::Stale);
             }
@@ -130,6 +133,9 @@ impl OrganizationStore for PgStore {
         let parent = org.parent_id.map(|p| p.as_uuid());
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
+            // The status latch, exclusive, as for any change of status (see `update`): an
+            // allocation, reservation or settle in flight commits first, and is swept below.
+            crate::status_latch::exclusive(conn, id).await?;
             // The guarded UPDATE takes the organization's row lock; a concurrent key insert holds
             // a share lock on that row (see `ApiKeyStore::insert`), so it either committed
             // before this point (and its key is revoked below) or reads `archived` after us.

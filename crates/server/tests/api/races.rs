@@ -1,13 +1,17 @@
 //! Races for real on PostgreSQL, through two servers with pools of their own: many concurrent
 //! suspend / resume / patch / archive calls on one organization end in a state some serial order
 //! gives, nothing changes after archive, and archive leaves no live key even while keys are being
-//! minted.
+//! minted, and a child's reservations racing its suspend are either held before it or refused by
+//! the kill switch.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
 use crate::support::{Response, Store, TestApp};
 
@@ -267,5 +271,201 @@ async fn archive_revokes_every_key_while_keys_are_being_minted() {
             keys.iter().all(|k| k["status"] == "revoked"),
             "no live key in an archived organization"
         );
+    }
+}
+
+/// A child funded with 10,000 credits, and a key of it that reserves on the `unlimited` tier
+/// (the standard tier's `work` budget, 20 a minute, would answer 429 long before any race).
+async fn metered_child(app: &TestApp, name: &str) -> (String, String) {
+    let child = app.create_child(name).await;
+    app.request_with_headers(
+        Method::POST,
+        &format!("/v1/organizations/{child}/credits/allocate"),
+        Some(&app.admin_key),
+        Some(json!({"credits": 10_000})),
+        &[("Idempotency-Key", &uuid::Uuid::new_v4().to_string())],
+    )
+    .await
+    .assert_ok(201);
+    let (key_id, key) = app.mint_key(&child, &["credits:write"]).await;
+    app.control_plane()
+        .set_rate_limit_tier(
+            domain::ApiKeyId::parse(&key_id).unwrap(),
+            domain::api_key::RateLimitTier::Unlimited,
+        )
+        .await
+        .unwrap();
+    (child, key)
+}
+
+/// Reserves one credit at a time with `key` until the kill switch refuses it, at most 500 times;
+/// each reservation held adds a permit to `held_so_far`. Returns when each request started and
+/// what it was answered.
+async fn reserve_until_refused(
+    app: Arc<TestApp>,
+    key: String,
+    held_so_far: Arc<Semaphore>,
+) -> Vec<(Instant, Response)> {
+    let mut answers = Vec::new();
+    for _ in 0..500 {
+        let started = Instant::now();
+        let answer = app
+            .post(
+                "/v1/credits/reservations",
+                &key,
+                json!({"credits": 1, "description": "race"}),
+            )
+            .await;
+        let status = answer.status.as_u16();
+        if status == 201 {
+            held_so_far.add_permits(1);
+        }
+        answers.push((started, answer));
+        if status == 503 {
+            break;
+        }
+    }
+    answers
+}
+
+/// Checks one reserver's answers against the instant the suspend answered: each is a reservation
+/// held before it (`201`, counted) or the kill switch naming `suspended` — never a `409`, even for
+/// a key admitted an instant before the suspend committed. The reserver must have been stopped
+/// by the kill switch: had the suspend waited for the stream of reservations to end (as a row
+/// share lock let it), every reserver would have run out of its 500 attempts first.
+fn check_reserver(
+    answers: &[(Instant, Response)],
+    suspend_answered: Instant,
+    suspended: &str,
+) -> i64 {
+    let mut held = 0;
+    for (started, answer) in answers {
+        match answer.status.as_u16() {
+            201 => {
+                assert!(
+                    *started < suspend_answered,
+                    "a reservation that started after the suspend answered was held"
+                );
+                held += 1;
+            }
+            503 => {
+                let details = answer.assert_error(503, "KILL_SWITCH");
+                assert_eq!(details["scope"], "organization");
+                assert_eq!(details["organizationId"], suspended);
+            }
+            other => panic!(
+                "a reservation racing the suspend answered {other}: {}",
+                answer.body
+            ),
+        }
+    }
+    assert_eq!(
+        answers.last().map(|(_, a)| a.status.as_u16()),
+        Some(503),
+        "the reserver ran out of attempts before the kill switch stopped it ({} held)",
+        held
+    );
+    held
+}
+
+/// Waits until `n` reservations are held, so the suspend lands inside the stream.
+async fn until_held(held_so_far: &Semaphore, n: u32) {
+    tokio::time::timeout(Duration::from_secs(30), held_so_far.acquire_many(n))
+        .await
+        .expect("reservations are held before the suspend")
+        .unwrap()
+        .forget();
+}
+
+/// A child's key reserving through both servers, 8 at a time, while its parent suspends it
+/// (API.md §3, §6.4): every reservation is held before the suspend commits or refused by the
+/// kill switch; the suspend is not held up by the stream; the child's reserved credits are
+/// exactly the reservations held; resume lets the key reserve again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reservations_racing_a_suspend_are_held_before_it_or_refused_by_the_kill_switch() {
+    let (a, b) = two_servers().await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    a.grant(&a.admin_org, 1_000_000).await;
+    for round in 0..5 {
+        let (child, key) = metered_child(&a, &format!("Metered {round}")).await;
+        let held_so_far = Arc::new(Semaphore::new(0));
+        let reservers: Vec<_> = (0..8)
+            .map(|r| {
+                let app = Arc::clone(if r % 2 == 0 { &a } else { &b });
+                tokio::spawn(reserve_until_refused(app, key.clone(), held_so_far.clone()))
+            })
+            .collect();
+        until_held(&held_so_far, 4).await;
+        b.post_empty(&format!("/v1/organizations/{child}/suspend"), &b.admin_key)
+            .await
+            .assert_ok(200);
+        let suspend_answered = Instant::now();
+
+        let mut held = 0;
+        for reserver in reservers {
+            held += check_reserver(&reserver.await.unwrap(), suspend_answered, &child);
+        }
+        let summary = a
+            .get(&format!("/v1/organizations/{child}"), &a.admin_key)
+            .await
+            .assert_ok(200)["summary"]
+            .clone();
+        assert_eq!(summary["reservedCredits"], held, "round {round}");
+        assert_eq!(summary["available"], 10_000 - held);
+
+        a.post_empty(&format!("/v1/organizations/{child}/resume"), &a.admin_key)
+            .await
+            .assert_ok(200);
+        b.post(
+            "/v1/credits/reservations",
+            &key,
+            json!({"credits": 1, "description": "after resume"}),
+        )
+        .await
+        .assert_ok(201);
+    }
+}
+
+/// The operator's platform-level switch (API.md §9) on a partner whose four children reserve
+/// through both servers: every child's key is stopped by the kill switch naming the partner, the
+/// suspend is not held up by the children's reservations (each of which reads the partner's
+/// status), and each child's reserved credits are exactly its reservations held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operators_suspend_of_a_partner_is_not_held_up_by_its_childrens_reservations() {
+    let (a, b) = two_servers().await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    a.grant(&a.admin_org, 1_000_000).await;
+    let mut children = Vec::new();
+    for c in 0..4 {
+        children.push(metered_child(&a, &format!("Metered {c}")).await);
+    }
+    let held_so_far = Arc::new(Semaphore::new(0));
+    let reservers: Vec<_> = (0..8)
+        .map(|r| {
+            let app = Arc::clone(if r % 2 == 0 { &a } else { &b });
+            let key = children[r % children.len()].1.clone();
+            tokio::spawn(reserve_until_refused(app, key, held_so_far.clone()))
+        })
+        .collect();
+    until_held(&held_so_far, 4).await;
+    a.suspend_top_level(&a.admin_org).await;
+    let suspend_answered = Instant::now();
+
+    let mut held = vec![0; children.len()];
+    for (r, reserver) in reservers.into_iter().enumerate() {
+        held[r % children.len()] +=
+            check_reserver(&reserver.await.unwrap(), suspend_answered, &a.admin_org);
+    }
+    a.control_plane()
+        .resume_top_level(domain::OrganizationId::parse(&a.admin_org).unwrap())
+        .await
+        .unwrap();
+    for ((child, _), held) in children.iter().zip(held) {
+        let summary = b
+            .get(&format!("/v1/organizations/{child}"), &b.admin_key)
+            .await
+            .assert_ok(200)["summary"]
+            .clone();
+        assert_eq!(summary["reservedCredits"], held);
     }
 }
