@@ -239,6 +239,14 @@ impl Statuses {
     }
 }
 
+#[derive(diesel::QueryableByName)]
+struct StatusRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    parent_status: Option<String>,
+}
+
 /// Takes the status latch shared on an organization and its parent (`status_latch.rs`), then
 /// reads both statuses: a change of either has committed and is read here, or waits for this
 /// transaction to end. `None` for an organization that does not exist.
@@ -259,21 +267,19 @@ async fn latch_statuses(
     let mut latched = vec![id];
     latched.extend(parent);
     crate::status_latch::share(conn, &latched).await?;
-    let status: String = organizations::table
-        .find(id)
-        .select(organizations::status)
-        .first(conn)
-        .await?;
-    let parent_status = match parent {
-        Some(parent) => Some(
-            organizations::table
-                .find(parent)
-                .select(organizations::status)
-                .first(conn)
-                .await?,
-        ),
-        None => None,
-    };
+    // A statement of its own, after the latch: its snapshot sees a change that committed while
+    // the latch was waited for.
+    let row: StatusRow = diesel::sql_query(
+        "SELECT o.status, p.status AS parent_status FROM organizations o \
+         LEFT JOIN organizations p ON p.id = o.parent_id WHERE o.id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .get_result(conn)
+    .await?;
+    let StatusRow {
+        status,
+        parent_status,
+    } = row;
     Ok(Some(Statuses {
         status,
         parent,
