@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::error::{corrupt, from_diesel};
 use crate::idempotency::{complete_with_effect, from_effect_transaction};
-use crate::schema::{ledger_events, organizations, reservations, wallets};
+use crate::schema::{ledger_events, reservations, wallets};
 use crate::{sql_limit, PgStore};
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -227,9 +227,13 @@ impl ReservationRow {
 }
 
 /// An organization's status and its parent's, as they stand under the status latch.
+#[derive(diesel::QueryableByName)]
 struct Statuses {
+    #[diesel(sql_type = diesel::sql_types::Text)]
     status: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
     parent: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     parent_status: Option<String>,
 }
 
@@ -239,14 +243,6 @@ impl Statuses {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct StatusRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    status: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    parent_status: Option<String>,
-}
-
 /// Takes the status latch shared on an organization and its parent (`status_latch.rs`), then
 /// reads both statuses: a change of either has committed and is read here, or waits for this
 /// transaction to end. `None` for an organization that does not exist.
@@ -254,37 +250,19 @@ async fn latch_statuses(
     conn: &mut AsyncPgConnection,
     id: Uuid,
 ) -> Result<Option<Statuses>, diesel::result::Error> {
-    // The parent never changes: it can be read before the latch.
-    let parent: Option<Option<Uuid>> = organizations::table
-        .find(id)
-        .select(organizations::parent_id)
-        .first(conn)
-        .await
-        .optional()?;
-    let Some(parent) = parent else {
+    if !crate::status_latch::share_with_parent(conn, id).await? {
         return Ok(None);
-    };
-    let mut latched = vec![id];
-    latched.extend(parent);
-    crate::status_latch::share(conn, &latched).await?;
+    }
     // A statement of its own, after the latch: its snapshot sees a change that committed while
     // the latch was waited for.
-    let row: StatusRow = diesel::sql_query(
-        "SELECT o.status, p.status AS parent_status FROM organizations o \
-         LEFT JOIN organizations p ON p.id = o.parent_id WHERE o.id = $1",
+    diesel::sql_query(
+        "SELECT o.status, o.parent_id AS parent, p.status AS parent_status \
+         FROM organizations o LEFT JOIN organizations p ON p.id = o.parent_id WHERE o.id = $1",
     )
     .bind::<diesel::sql_types::Uuid, _>(id)
     .get_result(conn)
-    .await?;
-    let StatusRow {
-        status,
-        parent_status,
-    } = row;
-    Ok(Some(Statuses {
-        status,
-        parent,
-        parent_status,
-    }))
+    .await
+    .optional()
 }
 
 #[async_trait]

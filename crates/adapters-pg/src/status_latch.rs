@@ -19,7 +19,7 @@
 //! as its first statement. Rarer writes (a key minted, an endpoint created, an event fanned out)
 //! keep the row's `FOR SHARE`: they cannot be sent fast enough to starve anything.
 
-use diesel::sql_types::{Array, Integer, Uuid as SqlUuid};
+use diesel::sql_types::{Integer, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -27,23 +27,33 @@ use uuid::Uuid;
 /// The migrations' lock uses the one-key form, a separate space.
 const NAMESPACE: i32 = 0x6f72_6721;
 
-/// Takes the latch shared on each of `organizations`, in id order, until the transaction ends.
-pub(crate) async fn share(
+/// Takes the latch shared on `organization` and on its parent, in id order, until the
+/// transaction ends; false, taking nothing, when there is no such organization. One statement:
+/// the parent is looked up by the statement that latches it (it never changes).
+pub(crate) async fn share_with_parent(
     conn: &mut AsyncPgConnection,
-    organizations: &[Uuid],
-) -> Result<(), diesel::result::Error> {
-    let mut sorted = organizations.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    // `unnest` yields the array in order, and each row's lock is taken as the row is produced.
-    diesel::sql_query(
-        "SELECT pg_advisory_xact_lock_shared($1, hashtext(id::text)) FROM unnest($2) AS id",
+    organization: Uuid,
+) -> Result<bool, diesel::result::Error> {
+    #[derive(diesel::QueryableByName)]
+    struct Latched {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        latched: i64,
+    }
+    // The ordered subquery feeds the aggregate row by row, so the locks are taken in id order.
+    let Latched { latched } = diesel::sql_query(
+        "SELECT count(pg_advisory_xact_lock_shared($1, hashtext(id::text))) AS latched \
+         FROM (SELECT id FROM ( \
+                 SELECT o.id FROM organizations o WHERE o.id = $2 \
+                 UNION ALL \
+                 SELECT o.parent_id FROM organizations o \
+                 WHERE o.id = $2 AND o.parent_id IS NOT NULL) ids \
+               ORDER BY id) sorted",
     )
     .bind::<Integer, _>(NAMESPACE)
-    .bind::<Array<SqlUuid>, _>(sorted)
-    .execute(conn)
-    .await
-    .map(drop)
+    .bind::<SqlUuid, _>(organization)
+    .get_result(conn)
+    .await?;
+    Ok(latched > 0)
 }
 
 /// Takes the latch exclusive on `organization` until the transaction ends: spending of it in
