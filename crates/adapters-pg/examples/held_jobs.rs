@@ -7,6 +7,9 @@
 //! first claims park the held jobs, later ones skip them), and the first claim after resume.
 //! Each size gets a fresh database; both run in this one process, one after the other.
 //!
+//! Then a claim's cost with 10 and with 10,000 suspended organizations that have nothing to
+//! run: a claim reads them (to park what they hold) but locks none of them.
+//!
 //!     cargo run --release -p adapters-pg --features testing --example held_jobs
 //!
 //! Needs PostgreSQL as the tests do (`scripts/pg-test-cluster.sh`, `TEST_DATABASE_ADMIN_URL`).
@@ -235,6 +238,38 @@ async fn measure(held: i64) -> Figures {
     }
 }
 
+/// The p50 of 100 claims (after 20 to warm up) with `suspended` suspended top-level
+/// organizations in the store, none of which has a job.
+async fn claim_among_suspended(suspended: i64) -> Duration {
+    let database = TestDatabase::create().await.expect("a test database");
+    let store = database.store();
+    let mut conn = AsyncPgConnection::establish(database.url()).await.unwrap();
+    diesel::sql_query(
+        "INSERT INTO organizations (id, parent_id, name, status, suspended_at, metadata, \
+           created_at, updated_at, revision) \
+         SELECT gen_random_uuid(), NULL, 'Suspended ' || n, 'suspended', now(), '{}', now(), \
+           now(), 1 \
+         FROM generate_series(1, $1) AS n",
+    )
+    .bind::<BigInt, _>(suspended)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    diesel::sql_query("VACUUM ANALYZE organizations")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut times = Vec::new();
+    for round in 0..120 {
+        let (n, took) = claim(&store).await;
+        assert_eq!(n, 0, "there is nothing to claim");
+        if round >= 20 {
+            times.push(took);
+        }
+    }
+    percentile(&times, 0.5)
+}
+
 #[tokio::main]
 async fn main() {
     let mut results = Vec::new();
@@ -269,4 +304,12 @@ async fn main() {
             ms(figures.claim_after_resume)
         );
     }
+    let few = claim_among_suspended(10).await;
+    let many = claim_among_suspended(10_000).await;
+    println!(
+        "claim with 10 vs 10,000 suspended organizations (nothing to run): p50 {:.3} -> {:.3} ms ({:.2}x)",
+        ms(few),
+        ms(many),
+        ms(many) / ms(few)
+    );
 }
