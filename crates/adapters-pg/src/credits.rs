@@ -226,45 +226,6 @@ impl ReservationRow {
     }
 }
 
-/// An organization's status and its parent's, as they stand under the status latch.
-#[derive(diesel::QueryableByName)]
-struct Statuses {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    status: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
-    parent: Option<Uuid>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    parent_status: Option<String>,
-}
-
-impl Statuses {
-    fn suspended(&self) -> bool {
-        self.status == "suspended" || self.parent_status.as_deref() == Some("suspended")
-    }
-}
-
-/// Takes the status latch shared on an organization and its parent (`status_latch.rs`), then
-/// reads both statuses: a change of either has committed and is read here, or waits for this
-/// transaction to end. `None` for an organization that does not exist.
-async fn latch_statuses(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-) -> Result<Option<Statuses>, diesel::result::Error> {
-    if !crate::status_latch::share_with_parent(conn, id).await? {
-        return Ok(None);
-    }
-    // A statement of its own, after the latch: its snapshot sees a change that committed while
-    // the latch was waited for.
-    diesel::sql_query(
-        "SELECT o.status, o.parent_id AS parent, p.status AS parent_status \
-         FROM organizations o LEFT JOIN organizations p ON p.id = o.parent_id WHERE o.id = $1",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(id)
-    .get_result(conn)
-    .await
-    .optional()
-}
-
 #[async_trait]
 impl CreditStore for PgStore {
     async fn wallet(&self, organization: OrganizationId) -> Result<Wallet, StoreError> {
@@ -313,7 +274,9 @@ impl CreditStore for PgStore {
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
             // Under the child's status latch: an archive waits for us, or we see it.
-            let child_status = latch_statuses(conn, child).await?.map(|s| s.status);
+            let child_status = crate::status_latch::share(conn, child)
+                .await?
+                .map(|s| s.status);
             if matches!(child_status.as_deref(), None | Some("archived")) {
                 return Ok(Allocation::ChildClosed);
             }
@@ -389,7 +352,7 @@ impl CreditStore for PgStore {
             // Under the status latch of the organization and its parent: a suspend of either has
             // committed (and refuses this) or waits for this reservation — never both, and never
             // starved by a stream of reservations.
-            let Some(statuses) = latch_statuses(conn, organization).await? else {
+            let Some(statuses) = crate::status_latch::share(conn, organization).await? else {
                 return Ok(Reserve::Closed);
             };
             if statuses.status == "archived" {
@@ -542,7 +505,7 @@ impl CreditStore for PgStore {
                     return Ok(Some(row));
                 }
                 let organization = row.organization_id;
-                let sweep_to = latch_statuses(conn, organization)
+                let sweep_to = crate::status_latch::share(conn, organization)
                     .await?
                     .filter(|s| s.status == "archived")
                     .and_then(|s| s.parent);

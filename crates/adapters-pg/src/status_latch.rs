@@ -18,42 +18,46 @@
 //! waits for the spending to commit. A status change takes it **exclusive** on its organization
 //! as its first statement. Rarer writes (a key minted, an endpoint created, an event fanned out)
 //! keep the row's `FOR SHARE`: they cannot be sent fast enough to starve anything.
+//!
+//! Both are SQL functions of migration `000012`: the server sends a call that is cheap to plan,
+//! and PL/pgSQL keeps the plans of what the call runs (statements built with `sql_query` are
+//! planned afresh each time, which cost the mixed load run measurable throughput).
 
-use diesel::sql_types::{Integer, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
+use diesel::OptionalExtension;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-/// The advisory-lock namespace of the latch (first key of the two-key form; "org!" in ASCII).
-/// The migrations' lock uses the one-key form, a separate space.
-const NAMESPACE: i32 = 0x6f72_6721;
+/// An organization's status and its parent's, as they stand under the latch.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct Statuses {
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub parent: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub parent_status: Option<String>,
+}
 
-/// Takes the latch shared on `organization` and on its parent, in id order, until the
-/// transaction ends; false, taking nothing, when there is no such organization. One statement:
-/// the parent is looked up by the statement that latches it (it never changes).
-pub(crate) async fn share_with_parent(
+impl Statuses {
+    /// The organization or its parent is suspended: nothing of it spends (API.md §3).
+    pub fn suspended(&self) -> bool {
+        self.status == "suspended" || self.parent_status.as_deref() == Some("suspended")
+    }
+}
+
+/// Takes the latch shared on `organization` and its parent until the transaction ends, then
+/// reads both statuses: a change of either has committed and is read here, or waits for this
+/// transaction. `None` for an organization that does not exist.
+pub(crate) async fn share(
     conn: &mut AsyncPgConnection,
     organization: Uuid,
-) -> Result<bool, diesel::result::Error> {
-    #[derive(diesel::QueryableByName)]
-    struct Latched {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        latched: i64,
-    }
-    // The ordered subquery feeds the aggregate row by row, so the locks are taken in id order.
-    let Latched { latched } = diesel::sql_query(
-        "SELECT count(pg_advisory_xact_lock_shared($1, hashtext(id::text))) AS latched \
-         FROM (SELECT id FROM ( \
-                 SELECT o.id FROM organizations o WHERE o.id = $2 \
-                 UNION ALL \
-                 SELECT o.parent_id FROM organizations o \
-                 WHERE o.id = $2 AND o.parent_id IS NOT NULL) ids \
-               ORDER BY id) sorted",
-    )
-    .bind::<Integer, _>(NAMESPACE)
-    .bind::<SqlUuid, _>(organization)
-    .get_result(conn)
-    .await?;
-    Ok(latched > 0)
+) -> Result<Option<Statuses>, diesel::result::Error> {
+    diesel::sql_query("SELECT status, parent, parent_status FROM status_latch_share($1)")
+        .bind::<SqlUuid, _>(organization)
+        .get_result(conn)
+        .await
+        .optional()
 }
 
 /// Takes the latch exclusive on `organization` until the transaction ends: spending of it in
@@ -62,8 +66,7 @@ pub(crate) async fn exclusive(
     conn: &mut AsyncPgConnection,
     organization: Uuid,
 ) -> Result<(), diesel::result::Error> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
-        .bind::<Integer, _>(NAMESPACE)
+    diesel::sql_query("SELECT status_latch_exclusive($1)")
         .bind::<SqlUuid, _>(organization)
         .execute(conn)
         .await

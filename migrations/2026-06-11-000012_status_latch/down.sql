@@ -1,0 +1,2 @@
+DROP FUNCTION status_latch_share(uuid);
+DROP FUNCTION status_latch_exclusive(uuid);
