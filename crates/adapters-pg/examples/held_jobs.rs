@@ -5,7 +5,8 @@
 //! webhook trail a real suspend writes — and prints their latencies and the ratio between the two
 //! sizes. Also times a worker's claims while the jobs are held (where holding is decided: the
 //! first claims park the held jobs, later ones skip them), and the first claim after resume.
-//! Each size gets a fresh database; both run in this one process, one after the other.
+//! Each size gets a fresh database; suspend/resume pairs alternate between them, round after
+//! round, so that the machine's noise falls on both alike.
 //!
 //! Then a claim's cost with 10 and with 10,000 suspended organizations that have nothing to
 //! run: a claim reads them (to park what they hold) but locks none of them.
@@ -161,7 +162,15 @@ async fn claim(store: &adapters_pg::PgStore) -> (usize, Duration) {
     (claimed.len(), started.elapsed())
 }
 
-async fn measure(held: i64) -> Figures {
+/// A fresh database with a parent and a child, and `held` jobs of the child, all due.
+struct Setup {
+    _database: TestDatabase,
+    store: adapters_pg::PgStore,
+    conn: AsyncPgConnection,
+    child: Organization,
+}
+
+async fn prepare(held: i64) -> Setup {
     let database = TestDatabase::create().await.expect("a test database");
     let store = database.store();
     let parent = organization(None);
@@ -181,52 +190,73 @@ async fn measure(held: i64) -> Figures {
     .execute(&mut conn)
     .await
     .unwrap();
-    diesel::sql_query("ANALYZE jobs")
+    // Vacuumed now, so that autovacuum, which the bulk insert calls for, does not run while one
+    // size is measured and not the other.
+    diesel::sql_query("VACUUM ANALYZE jobs")
         .execute(&mut conn)
         .await
         .unwrap();
+    Setup {
+        _database: database,
+        store,
+        conn,
+        child,
+    }
+}
 
-    // Suspend and resume, back to back; the first rounds warm the pool and are not counted.
-    let (mut suspend_times, mut resume_times) = (Vec::new(), Vec::new());
-    let mut current = child.clone();
+/// Suspend/resume pairs on every setup in turn, round after round, so that whatever else the
+/// machine does falls on every size alike; the first 20 rounds warm the pools and are not
+/// counted. Leaves each child active, at its latest revision.
+async fn suspend_resume_interleaved(setups: &mut [Setup]) -> Vec<(Vec<Duration>, Vec<Duration>)> {
+    let mut times = vec![(Vec::new(), Vec::new()); setups.len()];
     for round in 0..ROUNDS + 20 {
-        let (suspended, s) = suspend(&store, &current).await;
-        let (resumed, r) = resume(&store, &suspended).await;
-        current = resumed;
-        if round >= 20 {
-            suspend_times.push(s);
-            resume_times.push(r);
+        for (setup, (suspends, resumes)) in setups.iter_mut().zip(times.iter_mut()) {
+            let (suspended, s) = suspend(&setup.store, &setup.child).await;
+            let (resumed, r) = resume(&setup.store, &suspended).await;
+            setup.child = resumed;
+            if round >= 20 {
+                suspends.push(s);
+                resumes.push(r);
+            }
         }
     }
+    times
+}
 
-    // A suspension with workers claiming: the first claims park the held jobs, the rest skip
-    // them at no cost.
-    let (suspended, _) = suspend(&store, &current).await;
+/// A suspension with a worker claiming: the first claims park the held jobs, the rest skip
+/// them at no cost; then resume, and the first claim.
+async fn claims(
+    setup: &mut Setup,
+    suspend_times: Vec<Duration>,
+    resume_times: Vec<Duration>,
+) -> Figures {
+    let store = &setup.store;
+    let (suspended, _) = suspend(store, &setup.child).await;
     let started = Instant::now();
     for _ in 0..30 {
-        let (n, _) = claim(&store).await;
+        let (n, _) = claim(store).await;
         assert_eq!(n, 0, "held jobs are never claimed");
     }
     let parking_claims = started.elapsed();
     let mut claim_before_vacuum = Vec::new();
     for _ in 0..20 {
-        let (n, took) = claim(&store).await;
+        let (n, took) = claim(store).await;
         assert_eq!(n, 0, "held jobs are never claimed");
         claim_before_vacuum.push(took);
     }
     // What autovacuum does shortly after so many rows changed (the jobs table asks for it at 2 %).
     diesel::sql_query("VACUUM ANALYZE jobs")
-        .execute(&mut conn)
+        .execute(&mut setup.conn)
         .await
         .unwrap();
     let mut held_claim = Vec::new();
     for _ in 0..100 {
-        let (n, took) = claim(&store).await;
+        let (n, took) = claim(store).await;
         assert_eq!(n, 0, "held jobs are never claimed");
         held_claim.push(took);
     }
-    let (_, _) = resume(&store, &suspended).await;
-    let (n, claim_after_resume) = claim(&store).await;
+    let (_, _) = resume(store, &suspended).await;
+    let (n, claim_after_resume) = claim(store).await;
     assert_eq!(n, 10, "after resume the jobs run at once");
     Figures {
         suspend: suspend_times,
@@ -272,9 +302,14 @@ async fn claim_among_suspended(suspended: i64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let mut results = Vec::new();
+    let mut setups = Vec::new();
     for held in SIZES {
-        results.push((held, measure(held).await));
+        setups.push(prepare(held).await);
+    }
+    let times = suspend_resume_interleaved(&mut setups).await;
+    let mut results = Vec::new();
+    for ((held, setup), (suspends, resumes)) in SIZES.into_iter().zip(&mut setups).zip(times) {
+        results.push((held, claims(setup, suspends, resumes).await));
     }
     println!(
         "{ROUNDS} suspend/resume pairs per size; latency in ms (p50 / p99), ratio = size / smallest"
