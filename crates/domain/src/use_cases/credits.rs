@@ -380,32 +380,24 @@ impl ControlPlane {
     /// key's next request gets anyway — never a `409`, which is the parent's answer inside a
     /// suspended child (§2.3).
     async fn spending_refused(&self, principal: &Principal) -> Result<DomainError, DomainError> {
-        let organizations = &self.ports.organizations;
-        let own = &principal.organization;
-        let own_now = organizations
-            .find(own.id)
-            .await?
-            .unwrap_or_else(|| own.clone());
-        let parent_now = match own_now.parent_id {
-            Some(parent) => organizations.find(parent).await?,
-            None => None,
-        };
-        let now = self.ports.clock.now();
-        let credentials = policy::Credentials {
-            key: principal.key.clone(),
-            organization: own_now,
-            parent: parent_now,
-        };
-        if let Err(kill_switch) = policy::kill_switch(&credentials, now) {
-            return Ok(DomainError::KillSwitch(kill_switch));
+        // The authentication read again: the caller's key, its organization and the parent now.
+        let credentials = self
+            .ports
+            .api_keys
+            .find_credentials(&principal.key.handle)
+            .await?;
+        if let Some(credentials) = credentials {
+            if let Err(kill_switch) = policy::kill_switch(&credentials, self.ports.clock.now()) {
+                return Ok(DomainError::KillSwitch(kill_switch));
+            }
         }
-        let acting_now = match &principal.acting {
-            None => credentials.organization,
-            Some(child) => organizations
-                .find(child.id)
-                .await?
-                .unwrap_or_else(|| child.clone()),
-        };
+        let acting = principal.acting_organization();
+        let acting_now = self
+            .ports
+            .organizations
+            .find(acting.id)
+            .await?
+            .unwrap_or_else(|| acting.clone());
         Ok(match policy::ensure_may_spend(&acting_now) {
             Err(refused) => refused,
             Ok(()) => state_conflict(&acting_now, "the organization cannot spend credits now"),

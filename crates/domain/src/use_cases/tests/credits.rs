@@ -120,6 +120,20 @@ fn a_reservation_refused_by_a_suspension_since_admission_is_the_kill_switch_for_
 
     let reserve = |principal: &crate::policy::Principal| {
         let mut mocks = Mocks::new();
+        // The authentication read, as it stands after the suspend.
+        let credentials = crate::policy::Credentials {
+            key: principal.key.clone(),
+            organization: if principal.acting.is_some() {
+                parent.clone()
+            } else {
+                suspended_child.clone()
+            },
+            parent: principal.acting.is_none().then(|| parent.clone()),
+        };
+        mocks
+            .api_keys
+            .expect_find_credentials()
+            .returning(move |_| Ok(Some(credentials.clone())));
         mocks
             .credits
             .expect_reserve()
