@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::processes::ServerProcess;
@@ -19,15 +18,7 @@ async fn sigkill_mid_archive_leaves_each_organization_whole() {
         for _ in 0..3 {
             app.mint_key(&child, &["credits:read"]).await;
         }
-        app.request_with_headers(
-            Method::POST,
-            &format!("/v1/organizations/{child}/credits/allocate"),
-            Some(&app.admin_key),
-            Some(json!({"credits": 100})),
-            &[("Idempotency-Key", &uuid::Uuid::new_v4().to_string())],
-        )
-        .await
-        .assert_ok(201);
+        app.allocate(&child, 100).await;
         children.push(child);
     }
 

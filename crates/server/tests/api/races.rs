@@ -278,15 +278,7 @@ async fn archive_revokes_every_key_while_keys_are_being_minted() {
 /// (the standard tier's `work` budget, 20 a minute, would answer 429 long before any race).
 async fn metered_child(app: &TestApp, name: &str) -> (String, String) {
     let child = app.create_child(name).await;
-    app.request_with_headers(
-        Method::POST,
-        &format!("/v1/organizations/{child}/credits/allocate"),
-        Some(&app.admin_key),
-        Some(json!({"credits": 10_000})),
-        &[("Idempotency-Key", &uuid::Uuid::new_v4().to_string())],
-    )
-    .await
-    .assert_ok(201);
+    app.allocate(&child, 10_000).await;
     let (key_id, key) = app.mint_key(&child, &["credits:write"]).await;
     app.control_plane()
         .set_rate_limit_tier(

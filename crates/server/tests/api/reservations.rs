@@ -22,15 +22,7 @@ store_tests!(
 async fn metered_child(app: &TestApp, credits: i64) -> (String, String) {
     app.grant(&app.admin_org, credits).await;
     let child = app.create_child("Acme").await;
-    app.request_with_headers(
-        Method::POST,
-        &format!("/v1/organizations/{child}/credits/allocate"),
-        Some(&app.admin_key),
-        Some(json!({"credits": credits})),
-        &[("Idempotency-Key", &uuid::Uuid::new_v4().to_string())],
-    )
-    .await
-    .assert_ok(201);
+    app.allocate(&child, credits).await;
     let (_, key) = app
         .mint_key(&child, &["credits:read", "credits:write"])
         .await;

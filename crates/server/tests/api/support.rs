@@ -218,6 +218,19 @@ impl TestApp {
             .unwrap();
     }
 
+    /// The bootstrap partner moves `credits` to its child `child` (`201` expected).
+    pub async fn allocate(&self, child: &str, credits: i64) {
+        self.request_with_headers(
+            Method::POST,
+            &format!("/v1/organizations/{child}/credits/allocate"),
+            Some(&self.admin_key),
+            Some(json!({ "credits": credits })),
+            &[("Idempotency-Key", &uuid::Uuid::new_v4().to_string())],
+        )
+        .await
+        .assert_ok(201);
+    }
+
     /// The server's OpenAPI document (`GET /openapi.json`, no key needed).
     pub async fn openapi(&self) -> Value {
         reqwest::get(format!("{}/openapi.json", self.base))

@@ -358,15 +358,7 @@ async fn a_suspended_childs_deliveries_wait_for_resume_and_keep_their_order(app:
     .assert_ok(200);
     // New events keep arriving while it is suspended.
     rename(&app, &child, "Renamed while suspended").await;
-    app.request_with_headers(
-        Method::POST,
-        &format!("/v1/organizations/{child}/credits/allocate"),
-        Some(&app.admin_key),
-        Some(json!({"credits": 250})),
-        &[("Idempotency-Key", &uuid::Uuid::new_v4().to_string())],
-    )
-    .await
-    .assert_ok(201);
+    app.allocate(&child, 250).await;
     child_receiver.release();
 
     // The firehose is the parent's: it hears of the suspension while the child is suspended.
